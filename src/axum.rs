@@ -1,0 +1,1 @@
+//! (feature `axum`) — being written.

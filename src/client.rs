@@ -1,0 +1,1 @@
+//! (feature `client`) — being written.

@@ -1,0 +1,128 @@
+//! Constant-time comparison of a claim against stored nonces.
+//!
+//! The claim is packed into whole `u64` words once, XORed against every candidate, the
+//! differences OR-accumulated, and each accumulator passed through one `subtle` barrier at the
+//! end. No candidate is skipped and no loop exits early on a difference. Only the *length* of a
+//! claim may end the comparison early, since the length of every nonce the crate hands out is
+//! public.
+
+use subtle::ConstantTimeEq as _;
+
+use crate::nonce::Nonce;
+
+/// Words in a packed nonce: [`Nonce::GENERATED_LEN`] bytes rounded up to whole `u64`s.
+pub(crate) const WORDS: usize = Nonce::GENERATED_LEN.div_ceil(8);
+
+/// A generated nonce packed into little-endian words, zero padded. All zeros means "no nonce":
+/// a packed nonce always has a non-zero first word, because NQCHARs are non-zero.
+pub(crate) type Packed = [u64; WORDS];
+
+/// The packed value that stands for an empty slot.
+pub(crate) const EMPTY: Packed = [0; WORDS];
+
+/// Packs a value of exactly [`Nonce::GENERATED_LEN`] bytes; `None` for any other length.
+#[inline]
+pub(crate) fn pack(bytes: &[u8]) -> Option<Packed> {
+    if bytes.len() != Nonce::GENERATED_LEN {
+        return None;
+    }
+    let mut padded = [0u8; WORDS * 8];
+    padded[..bytes.len()].copy_from_slice(bytes);
+    let mut words = EMPTY;
+    for (word, chunk) in words.iter_mut().zip(padded.chunks_exact(8)) {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(chunk);
+        *word = u64::from_le_bytes(le);
+    }
+    Some(words)
+}
+
+/// Turns a packed, non-empty slot back into a [`Nonce`].
+pub(crate) fn unpack(words: &Packed) -> Option<Nonce> {
+    if *words == EMPTY {
+        return None;
+    }
+    let mut padded = [0u8; WORDS * 8];
+    for (chunk, word) in padded.chunks_exact_mut(8).zip(words) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    let bytes = &padded[..Nonce::GENERATED_LEN];
+    crate::nonce::is_valid_nonce(bytes).then(|| Nonce::from_checked(bytes))
+}
+
+/// Compares `claim` with every slot, always all of them, and returns which ones are equal.
+///
+/// Empty slots never match, since a packed claim is never all zeros.
+#[inline]
+pub(crate) fn matches<const N: usize>(claim: &Packed, slots: &[Packed; N]) -> [bool; N] {
+    let mut found = [false; N];
+    for (hit, slot) in found.iter_mut().zip(slots) {
+        let mut diff = 0u64;
+        for (a, b) in claim.iter().zip(slot) {
+            diff |= a ^ b;
+        }
+        *hit = bool::from(diff.ct_eq(&0));
+    }
+    found
+}
+
+/// Constant-time equality of two byte strings of any length. The lengths are compared first and
+/// may end the comparison early; the contents never do.
+pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut diff = 0u64;
+    let mut left = a.chunks_exact(8);
+    let mut right = b.chunks_exact(8);
+    for (x, y) in left.by_ref().zip(right.by_ref()) {
+        let mut wx = [0u8; 8];
+        let mut wy = [0u8; 8];
+        wx.copy_from_slice(x);
+        wy.copy_from_slice(y);
+        diff |= u64::from_le_bytes(wx) ^ u64::from_le_bytes(wy);
+    }
+    for (x, y) in left.remainder().iter().zip(right.remainder()) {
+        diff |= u64::from(x ^ y);
+    }
+    bool::from(diff.ct_eq(&0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_round_trips_generated_nonces() {
+        let nonce = Nonce::generate();
+        let packed = pack(nonce.as_bytes()).expect("generated nonces pack");
+        assert_ne!(packed, EMPTY);
+        assert_eq!(unpack(&packed), Some(nonce));
+        assert_eq!(unpack(&EMPTY), None);
+    }
+
+    #[test]
+    fn pack_refuses_other_lengths() {
+        assert_eq!(pack(b"short"), None);
+        assert_eq!(pack(&[b'a'; 44]), None);
+    }
+
+    #[test]
+    fn matches_checks_every_slot_and_never_an_empty_one() {
+        let a = pack(Nonce::generate().as_bytes()).unwrap();
+        let b = pack(Nonce::generate().as_bytes()).unwrap();
+        assert_eq!(matches(&a, &[a, b]), [true, false]);
+        assert_eq!(matches(&b, &[a, b]), [false, true]);
+        assert_eq!(matches(&a, &[EMPTY, EMPTY]), [false, false]);
+        assert_eq!(matches(&a, &[a, a]), [true, true]);
+    }
+
+    #[test]
+    fn bytes_eq_compares_contents_and_lengths() {
+        assert!(bytes_eq(b"", b""));
+        assert!(bytes_eq(b"0123456789abcdefXYZ", b"0123456789abcdefXYZ"));
+        assert!(!bytes_eq(b"0123456789abcdefXYZ", b"0123456789abcdefXYz"));
+        assert!(!bytes_eq(b"0123456789abcdefXYZ", b"1123456789abcdefXYZ"));
+        assert!(!bytes_eq(b"abc", b"abcd"));
+    }
+}

@@ -1,0 +1,87 @@
+//! Server-provided DPoP nonces (RFC 9449 §8, §9, §11.3): making them, rotating them, checking a
+//! proof's `nonce` claim in constant time, and saying what to answer.
+//!
+//! A server that demands nonces closes the "stash of pre-computed proofs" attack: a stolen or
+//! pre-signed DPoP proof is worthless once the nonce it carries has rotated out. The crate does
+//! not parse or verify JWTs; verify the proof with your JOSE stack and hand the `nonce` claim to a
+//! [`NonceValidator`].
+//!
+//! # The flow
+//!
+//! ```
+//! use dpop_nonce::{InMemoryNonceSource, NonceValidator};
+//! use dpop_nonce::response::{Algs, DPOP_NONCE};
+//!
+//! // One source per server: the authorization server and the resource server keep their own.
+//! let token_endpoint = NonceValidator::new(InMemoryNonceSource::new());
+//!
+//! // A proof arrives without a nonce: answer 400 use_dpop_nonce with a fresh nonce.
+//! let refused = token_endpoint.validate(None).unwrap_err();
+//! let answer = refused.authorization_server();
+//! assert_eq!(answer.status, 400);
+//! let nonce = answer.header(DPOP_NONCE).unwrap().to_owned();
+//!
+//! // The client retries with it and is served.
+//! let accepted = token_endpoint.validate(Some(&nonce)).unwrap();
+//! if let Some(refresh) = accepted.refresh() {
+//!     // Send `DPoP-Nonce: {refresh}` on the 2xx as well.
+//!     let _ = refresh;
+//! }
+//! ```
+//!
+//! | outcome | authorization server | resource server |
+//! |---|---|---|
+//! | `Ok(Accepted)`, `refresh()` is `None` | serve | serve |
+//! | `Ok(Accepted)`, `refresh()` is `Some(n)` | serve, add `DPoP-Nonce: n` | serve, add `DPoP-Nonce: n` |
+//! | `Err(UseDpopNonce)` | 400, JSON `error=use_dpop_nonce`, one `DPoP-Nonce` | 401, `WWW-Authenticate: DPoP error="use_dpop_nonce"`, one `DPoP-Nonce` |
+//!
+//! # Pieces
+//!
+//! - [`Nonce`]: a value that can only hold a valid nonce.
+//! - [`Clock`], [`SystemClock`], [`ManualClock`]: injectable wall-clock time.
+//! - [`Rotation`]: windows aligned on the UNIX epoch.
+//! - [`NonceSource`]: where nonces come from; [`InMemoryNonceSource`] for one process.
+//! - [`NonceValidator`]: the check and its outcomes, [`Accepted`] and [`UseDpopNonce`].
+//! - [`response`]: rendering the answers as plain data.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod clock;
+mod ct;
+mod error;
+mod memory;
+mod nonce;
+pub mod response;
+mod rotation;
+mod source;
+mod validator;
+mod window_cell;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{ConfigError, NonceError, RenderError};
+pub use memory::{InMemoryNonceSource, InMemoryNonceSourceBuilder};
+pub use nonce::{Nonce, is_nqchar};
+pub use rotation::Rotation;
+pub use source::{NonceCheck, NonceSource};
+pub use validator::{Accepted, NonceValidator, RejectReason, Requirement, UseDpopNonce};
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub mod client;
+#[cfg(feature = "derived")]
+#[cfg_attr(docsrs, doc(cfg(feature = "derived")))]
+pub mod derived;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+#[cfg(feature = "replay")]
+#[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
+pub mod replay;

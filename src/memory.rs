@@ -1,0 +1,224 @@
+//! [`InMemoryNonceSource`]: random nonces, current and previous, rotated from the clock.
+
+use std::fmt;
+
+use time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::ct::{self, EMPTY};
+use crate::error::ConfigError;
+use crate::nonce::Nonce;
+use crate::rotation::Rotation;
+use crate::source::{NonceCheck, NonceSource};
+use crate::window_cell::{Slots, WindowCell};
+
+const CURRENT: usize = 0;
+const PREVIOUS: usize = 1;
+
+/// A nonce source for a single server process: it keeps the current and the previous nonce in
+/// memory, each 256 bits from the operating system's CSPRNG.
+///
+/// # Rotation
+///
+/// Time is cut into windows of [`Rotation`] length aligned on the UNIX epoch. The nonce made for
+/// window `w` is current while `w` runs and previous during `w + 1`; so a nonce is accepted for
+/// at least one and at most two intervals. Rotation is *computed*: the first call that reads a
+/// time in a later window rotates (under a short write lock, taken only then). There is no
+/// thread and no timer, so nothing stalls on a frozen or suspended host, and a process that sat
+/// idle for two or more windows drops the previous nonce too.
+///
+/// If the clock steps backwards, the source keeps its nonces and waits for time to reach a later
+/// window again: it never goes back to an earlier window, and it never resurrects an old nonce.
+///
+/// # Concurrency
+///
+/// [`check`](NonceSource::check) and [`issue`](NonceSource::issue) read through a sequence lock
+/// built on atomics: no lock is taken and no shared memory is written unless a rotation is due,
+/// so checks scale across cores.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use dpop_nonce::{InMemoryNonceSource, ManualClock, NonceCheck, NonceSource};
+/// use time::Duration;
+///
+/// let clock = Arc::new(ManualClock::at_unix(Duration::ZERO));
+/// let source = InMemoryNonceSource::builder()
+///     .rotation(Duration::minutes(5))
+///     .clock(Arc::clone(&clock))
+///     .build()?;
+///
+/// let first = source.issue();
+/// assert_eq!(source.check(first.as_str()), NonceCheck::Current);
+///
+/// clock.advance(Duration::minutes(5));
+/// assert_eq!(source.check(first.as_str()), NonceCheck::Previous);
+///
+/// clock.advance(Duration::minutes(5));
+/// assert_eq!(source.check(first.as_str()), NonceCheck::Unknown);
+/// # Ok::<(), dpop_nonce::ConfigError>(())
+/// ```
+pub struct InMemoryNonceSource<C = SystemClock> {
+    clock: C,
+    rotation: Rotation,
+    cell: WindowCell<2>,
+}
+
+impl InMemoryNonceSource<SystemClock> {
+    /// A source on the system clock with the default rotation ([`Rotation::DEFAULT`], 5 minutes).
+    pub fn new() -> Self {
+        Self::with_parts(SystemClock, Rotation::DEFAULT)
+    }
+
+    /// A builder to choose the rotation interval and the clock.
+    pub fn builder() -> InMemoryNonceSourceBuilder<SystemClock> {
+        InMemoryNonceSourceBuilder {
+            clock: SystemClock,
+            rotation: Rotation::DEFAULT.interval(),
+        }
+    }
+}
+
+impl Default for InMemoryNonceSource<SystemClock> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C: Clock> InMemoryNonceSource<C> {
+    /// A source reading `clock` and rotating every `rotation`.
+    pub fn with_parts(clock: C, rotation: Rotation) -> Self {
+        let window = rotation.window_of(clock.unix_time());
+        let mut first = Slots::empty(window);
+        first.values[CURRENT] = fresh_packed();
+        Self {
+            clock,
+            rotation,
+            cell: WindowCell::new(first),
+        }
+    }
+
+    /// The rotation this source uses.
+    pub fn rotation(&self) -> Rotation {
+        self.rotation
+    }
+
+    /// The clock this source reads.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// The slots for the window the clock is in now, rotating first if that window is later than
+    /// the stored one.
+    #[inline]
+    fn slots_now(&self) -> Slots<2> {
+        let now = self.clock.unix_time();
+        let stored = self.cell.read();
+        if self.rotation.contains(stored.window, now) {
+            return stored;
+        }
+        let target = self.rotation.window_of(now);
+        if target <= stored.window {
+            // The clock stepped back: keep what we have rather than return to an old window.
+            return stored;
+        }
+        self.cell.update(|latest| {
+            (latest.window < target).then(|| {
+                let mut next = Slots::empty(target);
+                next.values[CURRENT] = fresh_packed();
+                if latest.window.checked_add(1) == Some(target) {
+                    next.values[PREVIOUS] = latest.values[CURRENT];
+                }
+                next
+            })
+        })
+    }
+}
+
+impl<C: Clock> NonceSource for InMemoryNonceSource<C> {
+    fn issue(&self) -> Nonce {
+        // The current slot is never empty, so `unpack` always succeeds; the fallback only keeps
+        // this path free of panics.
+        ct::unpack(&self.slots_now().values[CURRENT]).unwrap_or_else(Nonce::generate)
+    }
+
+    #[inline]
+    fn check(&self, claim: &str) -> NonceCheck {
+        let slots = self.slots_now();
+        let Some(claim) = ct::pack(claim.as_bytes()) else {
+            return NonceCheck::Unknown;
+        };
+        match ct::matches(&claim, &slots.values) {
+            [true, _] => NonceCheck::Current,
+            [false, true] => NonceCheck::Previous,
+            [false, false] => NonceCheck::Unknown,
+        }
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for InMemoryNonceSource<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stored = self.cell.read();
+        f.debug_struct("InMemoryNonceSource")
+            .field("clock", &self.clock)
+            .field("rotation", &self.rotation.interval())
+            .field("window", &stored.window)
+            .field("has_previous", &(stored.values[PREVIOUS] != EMPTY))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fresh random nonce, packed. Generated nonces are always [`Nonce::GENERATED_LEN`] long, so
+/// packing cannot fail; the fallback keeps the path free of panics and would only leave a slot
+/// empty (which matches nothing).
+fn fresh_packed() -> ct::Packed {
+    ct::pack(Nonce::generate().as_bytes()).unwrap_or(EMPTY)
+}
+
+/// Builds an [`InMemoryNonceSource`]; see [`InMemoryNonceSource::builder`].
+///
+/// ```
+/// use dpop_nonce::{InMemoryNonceSource, ManualClock};
+/// use time::Duration;
+///
+/// let source = InMemoryNonceSource::builder()
+///     .rotation(Duration::seconds(90))
+///     .clock(ManualClock::default())
+///     .build()?;
+/// assert_eq!(source.rotation().interval(), Duration::seconds(90));
+/// # Ok::<(), dpop_nonce::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct InMemoryNonceSourceBuilder<C> {
+    clock: C,
+    rotation: Duration,
+}
+
+impl<C: Clock> InMemoryNonceSourceBuilder<C> {
+    /// Sets the rotation interval (default 5 minutes; see [`Rotation::DEFAULT`]).
+    pub fn rotation(mut self, interval: Duration) -> Self {
+        self.rotation = interval;
+        self
+    }
+
+    /// Sets the clock (default [`SystemClock`]).
+    pub fn clock<D: Clock>(self, clock: D) -> InMemoryNonceSourceBuilder<D> {
+        InMemoryNonceSourceBuilder {
+            clock,
+            rotation: self.rotation,
+        }
+    }
+
+    /// Builds the source and makes its first nonce.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NonPositiveRotation`] or [`ConfigError::RotationTooLong`] for an interval
+    /// outside `(0, 100 years]`.
+    pub fn build(self) -> Result<InMemoryNonceSource<C>, ConfigError> {
+        let rotation = Rotation::new(self.rotation)?;
+        Ok(InMemoryNonceSource::with_parts(self.clock, rotation))
+    }
+}

@@ -1,0 +1,1 @@
+//! (feature `redis`) — being written.

@@ -1,0 +1,1 @@
+//! (feature `replay`) — being written.
