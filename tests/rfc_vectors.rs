@@ -1,0 +1,226 @@
+//! RFC 9449 figures and the NQCHAR grammar, checked byte for byte.
+
+use dpop_nonce::response::{
+    Algs, CACHE_CONTROL, CONTENT_TYPE, DPOP_NONCE, ErrorDescription, WWW_AUTHENTICATE,
+};
+use dpop_nonce::{Nonce, NonceCheck, NonceError, NonceSource, NonceValidator, RejectReason};
+
+/// A source that hands out one fixed nonce: lets the tests feed the RFC's values through the
+/// real validator and renderer.
+struct Fixed(Nonce);
+
+impl NonceSource for Fixed {
+    fn issue(&self) -> Nonce {
+        self.0.clone()
+    }
+
+    fn check(&self, claim: &str) -> NonceCheck {
+        if self.0 == claim {
+            NonceCheck::Current
+        } else {
+            NonceCheck::Unknown
+        }
+    }
+}
+
+fn refusal_with(nonce: &str) -> dpop_nonce::UseDpopNonce {
+    let validator = NonceValidator::new(Fixed(Nonce::parse(nonce).unwrap()));
+    validator.validate(None).unwrap_err()
+}
+
+#[test]
+fn figure_20_authorization_server_answer() {
+    let refused = refusal_with("eyJ7S_zG.eyJH0-Z.HX4w-7v");
+    assert_eq!(refused.reason(), RejectReason::Missing);
+    let answer = refused.authorization_server();
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.header(DPOP_NONCE), Some("eyJ7S_zG.eyJH0-Z.HX4w-7v"));
+    assert_eq!(answer.header(CONTENT_TYPE), Some("application/json"));
+    assert_eq!(answer.header(CACHE_CONTROL), Some("no-store"));
+    assert_eq!(
+        answer.body,
+        r#"{"error":"use_dpop_nonce","error_description":"Authorization server requires nonce in DPoP proof"}"#
+    );
+    assert_eq!(
+        answer
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(DPOP_NONCE))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn figure_24_resource_server_answer() {
+    let refused = refusal_with("eyJ7S_zG.eyJH0-Z.HX4w-7v");
+    let answer = refused.resource_server(&Algs::none());
+    assert_eq!(answer.status, 401);
+    assert_eq!(
+        answer.header(WWW_AUTHENTICATE),
+        Some(
+            r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof""#
+        )
+    );
+    assert_eq!(answer.header(DPOP_NONCE), Some("eyJ7S_zG.eyJH0-Z.HX4w-7v"));
+    assert!(answer.body.is_empty());
+}
+
+#[test]
+fn resource_server_challenge_carries_algs_last() {
+    let refused = refusal_with("eyJ7S_zG.eyJH0-Z.HX4w-7v");
+    let description =
+        ErrorDescription::new("Resource server requires nonce in DPoP proof").unwrap();
+    let answer =
+        refused.resource_server_with(&Algs::new(["ES256", "PS256"]).unwrap(), &description);
+    assert_eq!(
+        answer.header(WWW_AUTHENTICATE),
+        Some(
+            r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof", algs="ES256 PS256""#
+        )
+    );
+}
+
+#[test]
+fn algs_and_descriptions_that_could_inject_are_refused() {
+    for bad in [
+        "",
+        "ES 256",
+        "ES256\"",
+        "ES\\256",
+        "ES256\r\nX-Evil: 1",
+        "ÉS256",
+    ] {
+        assert!(
+            Algs::new(["ES256", bad]).is_err(),
+            "{bad:?} must be refused"
+        );
+    }
+    for bad in ["a\"b", "a\\b", "line\nbreak", "tab\t", "é", "\u{7f}"] {
+        assert!(
+            ErrorDescription::new(bad).is_err(),
+            "{bad:?} must be refused"
+        );
+    }
+    assert!(ErrorDescription::new("spaces and [brackets] ~ are fine!").is_ok());
+}
+
+#[test]
+fn default_descriptions_are_valid_for_every_reason() {
+    for reason in [
+        RejectReason::Missing,
+        RejectReason::Mismatch,
+        RejectReason::Malformed,
+    ] {
+        for text in [
+            ErrorDescription::authorization_server(reason),
+            ErrorDescription::resource_server(reason),
+        ] {
+            assert!(ErrorDescription::new(text.as_str().to_owned()).is_ok());
+        }
+    }
+}
+
+#[test]
+fn nqchar_edges_accepted() {
+    for good in [
+        "eyJ7S_zG.eyJH0-Z.HX4w-7v",
+        "eyJ7S_zG.eyJbYu3.xQmBj-1",
+        "!",
+        "[",
+        "~",
+        "#",
+        "]",
+        "^_`{|}",
+    ] {
+        let nonce = Nonce::parse(good).unwrap_or_else(|e| panic!("{good:?}: {e}"));
+        assert_eq!(nonce.as_str(), good);
+    }
+    let longest = "a".repeat(Nonce::MAX_LEN);
+    assert_eq!(Nonce::parse(&longest).unwrap().len(), Nonce::MAX_LEN);
+}
+
+#[test]
+fn nqchar_edges_refused() {
+    assert_eq!(Nonce::parse(""), Err(NonceError::Empty));
+    assert_eq!(
+        Nonce::parse("a b"),
+        Err(NonceError::InvalidChar { index: 1 })
+    );
+    assert_eq!(
+        Nonce::parse("a\"b"),
+        Err(NonceError::InvalidChar { index: 1 })
+    );
+    assert_eq!(
+        Nonce::parse("a\\b"),
+        Err(NonceError::InvalidChar { index: 1 })
+    );
+    assert_eq!(
+        Nonce::parse("nönce"),
+        Err(NonceError::InvalidChar { index: 1 })
+    );
+    assert_eq!(
+        Nonce::parse("\u{7f}"),
+        Err(NonceError::InvalidChar { index: 0 })
+    );
+    assert_eq!(
+        Nonce::parse("ab\0"),
+        Err(NonceError::InvalidChar { index: 2 })
+    );
+    assert_eq!(Nonce::parse(" "), Err(NonceError::InvalidChar { index: 0 }));
+    let too_long = "a".repeat(Nonce::MAX_LEN + 1);
+    assert_eq!(
+        Nonce::parse(&too_long),
+        Err(NonceError::TooLong {
+            len: Nonce::MAX_LEN + 1,
+            max: Nonce::MAX_LEN
+        })
+    );
+}
+
+#[test]
+fn every_byte_value_is_classified_as_the_grammar_says() {
+    for byte in 0u8..=255 {
+        let expected =
+            byte == 0x21 || (0x23..=0x5b).contains(&byte) || (0x5d..=0x7e).contains(&byte);
+        assert_eq!(dpop_nonce::is_nqchar(byte), expected, "byte {byte:#04x}");
+        if byte.is_ascii() {
+            let text = char::from(byte).to_string();
+            assert_eq!(Nonce::parse(&text).is_ok(), expected, "byte {byte:#04x}");
+        }
+    }
+}
+
+#[test]
+fn generated_nonces_are_256_bit_base64url() {
+    use std::collections::HashSet;
+    let mut seen = HashSet::new();
+    for _ in 0..1_000 {
+        let nonce = Nonce::generate();
+        assert_eq!(nonce.len(), Nonce::GENERATED_LEN);
+        assert!(
+            nonce
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{nonce:?} is not unpadded base64url"
+        );
+        assert!(Nonce::parse(nonce.as_str()).is_ok());
+        assert!(seen.insert(nonce.to_string()), "a nonce repeated");
+    }
+}
+
+#[test]
+fn malformed_claims_get_the_malformed_reason() {
+    let validator = NonceValidator::new(Fixed(Nonce::parse("eyJ7S_zG.eyJH0-Z.HX4w-7v").unwrap()));
+    let huge = "a".repeat(1 << 20);
+    for claim in ["", "a b", "a\"b", "a\\b", "nönce", "\u{7f}", huge.as_str()] {
+        let refused = validator.validate(Some(claim)).unwrap_err();
+        assert_eq!(refused.reason(), RejectReason::Malformed, "claim {claim:?}");
+        assert_ne!(refused.nonce().as_str(), claim);
+    }
+    let refused = validator
+        .validate(Some("eyJ7S_zG.eyJH0-Z.HX4w-7w"))
+        .unwrap_err();
+    assert_eq!(refused.reason(), RejectReason::Mismatch);
+}
