@@ -85,3 +85,14 @@ pub mod redis;
 #[cfg(feature = "replay")]
 #[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
 pub mod replay;
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(all(
+    doctest,
+    feature = "axum",
+    feature = "client",
+    feature = "derived",
+    feature = "redis"
+))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
