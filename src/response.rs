@@ -7,8 +7,8 @@
 //! ([`ResponseParts`]) that any HTTP stack can copy into its own response type.
 //!
 //! Every value that ends up in a header or in the body is checked when it is built
-//! ([`Nonce`], [`Algs`], [`ErrorDescription`]), so no input can inject a header, break out of a
-//! quoted string or corrupt the JSON.
+//! ([`Nonce`](crate::Nonce), [`Algs`], [`ErrorDescription`]), so no input can inject a header,
+//! break out of a quoted string or corrupt the JSON.
 //!
 //! ```
 //! use dpop_nonce::response::{Algs, DPOP_NONCE, WWW_AUTHENTICATE};

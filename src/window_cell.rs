@@ -66,7 +66,7 @@ impl<const N: usize> WindowCell<N> {
                 }
             }
             spins = spins.wrapping_add(1);
-            if spins % 64 == 0 {
+            if spins.is_multiple_of(64) {
                 std::thread::yield_now();
             } else {
                 hint::spin_loop();

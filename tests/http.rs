@@ -1,0 +1,277 @@
+//! The `http` feature: answers as `http` types, one `DPoP-Nonce`, the CORS helper.
+
+use dpop_nonce::http::{
+    ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL, DPOP, DPOP_NONCE, WWW_AUTHENTICATE,
+    expose_dpop_headers, set_dpop_nonce,
+};
+use dpop_nonce::response::{Algs, ErrorDescription};
+use dpop_nonce::{
+    Accepted, InMemoryNonceSource, Nonce, NonceCheck, NonceSource, NonceValidator, Requirement,
+    UseDpopNonce,
+};
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+
+/// The nonce of RFC 9449 Figures 20 and 24.
+const FIGURE_NONCE: &str = "eyJ7S_zG.eyJH0-Z.HX4w-7v";
+/// The nonce of RFC 9449 Figure 23.
+const FIGURE_23_NONCE: &str = "eyJ7S_zG.eyJbYu3.xQmBj-1";
+
+/// A source that always hands out one fixed nonce and accepts nothing, to reproduce the figures.
+struct Fixed(&'static str);
+
+impl NonceSource for Fixed {
+    fn issue(&self) -> Nonce {
+        Nonce::parse(self.0).unwrap_or_else(|_| Nonce::generate())
+    }
+    fn check(&self, claim: &str) -> NonceCheck {
+        if claim == "previous" {
+            NonceCheck::Previous
+        } else {
+            NonceCheck::Unknown
+        }
+    }
+}
+
+fn refused() -> UseDpopNonce {
+    NonceValidator::new(Fixed(FIGURE_NONCE))
+        .validate(None)
+        .expect_err("no claim is refused")
+}
+
+fn refreshing() -> Accepted {
+    NonceValidator::new(Fixed(FIGURE_23_NONCE))
+        .validate(Some("previous"))
+        .expect("the previous nonce is accepted")
+}
+
+fn values<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Vec<&'a [u8]> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect()
+}
+
+#[test]
+fn header_name_constants() {
+    assert_eq!(DPOP_NONCE.as_str(), "dpop-nonce");
+    assert_eq!(DPOP.as_str(), "dpop");
+    assert_eq!(DPOP_NONCE, "DPoP-Nonce");
+    assert_eq!(WWW_AUTHENTICATE, "www-authenticate");
+}
+
+#[test]
+fn figure_20_authorization_server_answer() {
+    let response = refused().authorization_server_response();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        values(response.headers(), &DPOP_NONCE),
+        [FIGURE_NONCE.as_bytes()]
+    );
+    assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+    assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+    assert_eq!(
+        response.body(),
+        r#"{"error":"use_dpop_nonce","error_description":"Authorization server requires nonce in DPoP proof"}"#
+    );
+}
+
+#[test]
+fn figure_24_resource_server_answer() {
+    let response = refused().resource_server_response(&Algs::none());
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        values(response.headers(), &WWW_AUTHENTICATE),
+        [br#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof""#
+            .as_slice()]
+    );
+    assert_eq!(
+        values(response.headers(), &DPOP_NONCE),
+        [FIGURE_NONCE.as_bytes()]
+    );
+    assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+    assert!(response.body().is_empty());
+}
+
+#[test]
+fn resource_server_answer_names_algs() {
+    let algs = Algs::new(["ES256", "PS256"]).expect("valid names");
+    let response = refused().resource_server_response(&algs);
+    let challenge = response.headers()[WWW_AUTHENTICATE]
+        .to_str()
+        .expect("ASCII");
+    assert!(
+        challenge.ends_with(r#", algs="ES256 PS256""#),
+        "{challenge}"
+    );
+}
+
+#[test]
+fn custom_description_converts_through_from() {
+    let description = ErrorDescription::new("Nonce needed").expect("valid text");
+    let response = Response::from(refused().authorization_server_with(&description));
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.body(),
+        r#"{"error":"use_dpop_nonce","error_description":"Nonce needed"}"#
+    );
+}
+
+#[test]
+fn generic_body_builder_matches_string_response() {
+    let parts = refused().authorization_server();
+    let bytes: Response<Vec<u8>> = parts.to_http_response();
+    let text: Response<String> = parts.clone().into();
+    assert_eq!(bytes.status(), text.status());
+    assert_eq!(bytes.headers(), text.headers());
+    assert_eq!(bytes.body(), text.body().as_bytes());
+}
+
+#[test]
+fn figure_23_refresh_on_success() {
+    let accepted = refreshing();
+    let response = accepted.with_refresh(Response::new("{}"));
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        values(response.headers(), &DPOP_NONCE),
+        [FIGURE_23_NONCE.as_bytes()]
+    );
+    assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+}
+
+#[test]
+fn exactly_one_dpop_nonce_replaces_two_existing() {
+    let mut response = Response::new(());
+    response
+        .headers_mut()
+        .append(DPOP_NONCE, HeaderValue::from_static("stale-1"));
+    response
+        .headers_mut()
+        .append("DPoP-Nonce", HeaderValue::from_static("stale-2"));
+    assert_eq!(response.headers().get_all(DPOP_NONCE).iter().count(), 2);
+
+    let response = refreshing().with_refresh(response);
+    assert_eq!(
+        values(response.headers(), &DPOP_NONCE),
+        [FIGURE_23_NONCE.as_bytes()]
+    );
+}
+
+#[test]
+fn exactly_one_dpop_nonce_when_writing_a_refusal_onto_existing_headers() {
+    let mut headers = HeaderMap::new();
+    headers.append(DPOP_NONCE, HeaderValue::from_static("stale-1"));
+    headers.append(DPOP_NONCE, HeaderValue::from_static("stale-2"));
+    refused().authorization_server().write_headers(&mut headers);
+    assert_eq!(values(&headers, &DPOP_NONCE), [FIGURE_NONCE.as_bytes()]);
+}
+
+#[test]
+fn no_refresh_leaves_headers_alone() {
+    let validator = NonceValidator::new(InMemoryNonceSource::new());
+    let nonce = validator.issue();
+    let accepted = validator
+        .validate(Some(nonce.as_str()))
+        .expect("current nonce");
+    assert!(accepted.refresh().is_none());
+
+    let mut headers = HeaderMap::new();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
+    assert!(!accepted.insert_refresh(&mut headers));
+    assert!(headers.get(DPOP_NONCE).is_none());
+    assert_eq!(headers[CACHE_CONTROL], "max-age=60");
+}
+
+#[test]
+fn optional_endpoint_hands_a_nonce_on_success() {
+    let par = NonceValidator::new(InMemoryNonceSource::new()).requirement(Requirement::Optional);
+    let accepted = par.validate(None).expect("optional");
+    let mut headers = HeaderMap::new();
+    assert!(accepted.insert_refresh(&mut headers));
+    let sent = headers[DPOP_NONCE].to_str().expect("ASCII");
+    assert!(par.validate(Some(sent)).is_ok());
+}
+
+#[test]
+fn set_dpop_nonce_keeps_an_existing_no_store() {
+    let nonce = Nonce::parse("n-1").expect("valid");
+    let mut headers = HeaderMap::new();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, No-Store"));
+    set_dpop_nonce(&mut headers, &nonce);
+    assert_eq!(headers[CACHE_CONTROL], "private, No-Store");
+
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    set_dpop_nonce(&mut headers, &nonce);
+    assert_eq!(values(&headers, &CACHE_CONTROL), [b"no-store".as_slice()]);
+}
+
+#[test]
+fn cors_helper_on_empty_headers() {
+    let mut headers = HeaderMap::new();
+    expose_dpop_headers(&mut headers);
+    assert_eq!(
+        values(&headers, &ACCESS_CONTROL_EXPOSE_HEADERS),
+        [b"DPoP-Nonce, WWW-Authenticate".as_slice()]
+    );
+}
+
+#[test]
+fn cors_helper_merges_several_values_and_is_idempotent() {
+    let mut headers = HeaderMap::new();
+    headers.append(
+        ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("X-Request-Id"),
+    );
+    headers.append(
+        ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(" www-authenticate ,, Link"),
+    );
+    expose_dpop_headers(&mut headers);
+    let merged = [b"X-Request-Id, www-authenticate, Link, DPoP-Nonce".as_slice()];
+    assert_eq!(values(&headers, &ACCESS_CONTROL_EXPOSE_HEADERS), merged);
+
+    expose_dpop_headers(&mut headers);
+    assert_eq!(values(&headers, &ACCESS_CONTROL_EXPOSE_HEADERS), merged);
+}
+
+#[test]
+fn cors_helper_does_nothing_when_already_exposed() {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("dpop-nonce,WWW-AUTHENTICATE"),
+    );
+    expose_dpop_headers(&mut headers);
+    assert_eq!(
+        values(&headers, &ACCESS_CONTROL_EXPOSE_HEADERS),
+        [b"dpop-nonce,WWW-AUTHENTICATE".as_slice()]
+    );
+}
+
+#[test]
+fn cors_helper_leaves_a_non_ascii_value_alone() {
+    let mut headers = HeaderMap::new();
+    let odd = HeaderValue::from_bytes(b"X-\xffOdd").expect("obs-text is allowed in values");
+    headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, odd);
+    expose_dpop_headers(&mut headers);
+    assert_eq!(
+        values(&headers, &ACCESS_CONTROL_EXPOSE_HEADERS),
+        [
+            b"X-\xffOdd".as_slice(),
+            b"DPoP-Nonce, WWW-Authenticate".as_slice()
+        ]
+    );
+}
+
+#[test]
+fn long_nonces_convert_too() {
+    let long = "~".repeat(Nonce::MAX_LEN);
+    let nonce = Nonce::parse(&long).expect("valid");
+    let mut headers = HeaderMap::new();
+    set_dpop_nonce(&mut headers, &nonce);
+    assert_eq!(headers[DPOP_NONCE], long.as_str());
+}
