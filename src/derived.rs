@@ -1,1 +1,0 @@
-//! (feature `derived`) — being written.

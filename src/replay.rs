@@ -1,1 +1,0 @@
-//! (feature `replay`) — being written.
