@@ -1,0 +1,282 @@
+// Interop: oauth4webapi, unmodified, against the dpop-nonce example server.
+//
+//   npm ci --prefix tests/interop && node tests/interop/interop.mjs [path/to/server]
+//
+// Without a path, the server example is built with cargo, which reports where the binary is.
+// Every request goes through a counting fetch, so each nonce dance is checked to take exactly
+// the expected requests: a first attempt refused with use_dpop_nonce, then one retry.
+
+import { spawn, spawnSync } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { dirname, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import * as oauth from 'oauth4webapi'
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const CLIENT = { client_id: 'demo-client' }
+const SECRET = 'demo-secret'
+const NQCHAR = /^[\x21\x23-\x5b\x5d-\x7e]+$/
+
+let passed = 0
+let failed = 0
+const servers = new Set()
+
+function check(condition, message) {
+  if (!condition) throw new Error(`assertion failed: ${message}`)
+}
+
+// The server binary: the path given, or the one cargo reports after building the example.
+function serverBinary() {
+  if (process.argv[2]) return resolve(process.argv[2])
+  const build = spawnSync(
+    'cargo',
+    ['build', '--example', 'server', '--features', 'axum,replay', '--message-format', 'json'],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 256 << 20 },
+  )
+  if (build.status !== 0) throw new Error('cargo build --example server failed')
+  for (const line of build.stdout.split('\n')) {
+    if (!line.startsWith('{')) continue
+    const message = JSON.parse(line)
+    if (
+      message.reason === 'compiler-artifact' &&
+      message.target?.name === 'server' &&
+      message.target?.kind?.includes('example') &&
+      message.executable
+    ) {
+      return message.executable
+    }
+  }
+  throw new Error('cargo did not report the server executable')
+}
+
+// Starts the server on port 0 and resolves with its base URL once it printed the bound port.
+function startServer(binary, extraArgs = []) {
+  const child = spawn(binary, ['--addr', '127.0.0.1:0', ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  servers.add(child)
+  child.on('exit', () => servers.delete(child))
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error('server did not report its port in 60 s')), 60_000)
+    child.on('error', (err) => {
+      clearTimeout(timer)
+      reject(err)
+    })
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`server exited early with code ${code}`))
+    })
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const match = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(line)
+      if (match) {
+        clearTimeout(timer)
+        resolvePromise({ child, base: `http://127.0.0.1:${match[1]}` })
+      }
+    })
+  })
+}
+
+function stopServer(child) {
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+}
+
+// The `nonce` claim of the DPoP proof a request carries, or null.
+function sentNonce(init) {
+  const proof = init?.headers?.dpop
+  if (typeof proof !== 'string') return null
+  const payload = JSON.parse(Buffer.from(proof.split('.')[1], 'base64url').toString('utf8'))
+  return payload.nonce ?? null
+}
+
+// A fetch that records every exchange (the nonce sent, the status, the nonce handed out), for
+// exact request counts.
+function countingFetch() {
+  const log = []
+  const fetchFn = async (url, init) => {
+    const sent = sentNonce(init)
+    const response = await fetch(url, init)
+    const nonce = response.headers.get('dpop-nonce')
+    log.push({ path: new URL(url).pathname, sent, status: response.status, nonce })
+    return response
+  }
+  return { log, fetchFn }
+}
+
+// Runs one call with at most one retry on a use_dpop_nonce error, and returns the number of
+// retries it took. A second nonce error, or any other error, fails the run.
+async function withNonceRetry(call) {
+  let retries = 0
+  for (;;) {
+    try {
+      return { result: await call(), retries }
+    } catch (err) {
+      if (!oauth.isDPoPNonceError(err)) throw err
+      retries += 1
+      if (retries > 1) throw new Error('server asked for a nonce twice in a row')
+    }
+  }
+}
+
+function clientAuth(name) {
+  return name === 'basic' ? oauth.ClientSecretBasic(SECRET) : oauth.ClientSecretPost(SECRET)
+}
+
+async function discover(base, options) {
+  const issuer = new URL(base)
+  const response = await oauth.discoveryRequest(issuer, { ...options, algorithm: 'oauth2' })
+  const as = await oauth.processDiscoveryResponse(issuer, response)
+  check(as.dpop_signing_alg_values_supported?.includes('ES256'), 'metadata lists ES256')
+  return as
+}
+
+async function tokenRequest(as, auth, options) {
+  return withNonceRetry(async () => {
+    const response = await oauth.clientCredentialsGrantRequest(as, CLIENT, auth, {}, options)
+    return oauth.processClientCredentialsResponse(as, CLIENT, response)
+  })
+}
+
+async function resourceRequest(base, accessToken, options) {
+  return withNonceRetry(async () => {
+    const response = await oauth.protectedResourceRequest(
+      accessToken,
+      'GET',
+      new URL('/resource', base),
+      new Headers(),
+      null,
+      options,
+    )
+    check(response.status === 200, `resource answered ${response.status}`)
+    return response.json()
+  })
+}
+
+// Checks the exchanges logged since `from`: `statuses` in order, every nonce header NQCHAR.
+function expectExchanges(log, from, path, statuses) {
+  const seen = log.slice(from)
+  check(
+    seen.every((entry) => entry.path === path),
+    `only ${path} was called: ${JSON.stringify(seen)}`,
+  )
+  check(
+    JSON.stringify(seen.map((entry) => entry.status)) === JSON.stringify(statuses),
+    `${path} statuses ${JSON.stringify(statuses)}, got ${JSON.stringify(seen.map((e) => e.status))}`,
+  )
+  for (const entry of seen) {
+    if (entry.nonce !== null) check(NQCHAR.test(entry.nonce), `nonce ${entry.nonce} is NQCHAR`)
+  }
+  seen.forEach((entry, index) => {
+    if (entry.status < 400) return
+    check(entry.nonce !== null, `the ${entry.status} from ${path} carries a DPoP-Nonce`)
+    check(entry.nonce !== entry.sent, `the ${entry.status} hands out a nonce other than the one sent`)
+    const retry = seen[index + 1]
+    check(retry?.sent === entry.nonce, `the retry after the ${entry.status} uses the new nonce`)
+  })
+}
+
+// The full dance for one client authentication method and one proof algorithm.
+async function grantAndResource(base, authName, alg = 'ES256') {
+  const { log, fetchFn } = countingFetch()
+  const options = { [oauth.allowInsecureRequests]: true, [oauth.customFetch]: fetchFn }
+  const as = await discover(base, options)
+  const keyPair = await oauth.generateKeyPair(alg)
+  const DPoP = oauth.DPoP(CLIENT, keyPair)
+  const dpopOptions = { ...options, DPoP }
+
+  let mark = log.length
+  const token = await tokenRequest(as, clientAuth(authName), dpopOptions)
+  check(token.retries === 1, `token request took ${token.retries} retries, expected 1`)
+  check(token.result.token_type === 'dpop', `token_type is DPoP, got ${token.result.token_type}`)
+  expectExchanges(log, mark, '/token', [400, 200])
+
+  // The authorization server's nonce is cached for the origin; the resource server refuses it
+  // (RFC 9449 §9) and hands out its own.
+  mark = log.length
+  const first = await resourceRequest(base, token.result.access_token, dpopOptions)
+  check(first.retries === 1, `first resource request took ${first.retries} retries, expected 1`)
+  check(first.result.client_id === CLIENT.client_id, 'resource names the client')
+  check(first.result.jkt === (await DPoP.calculateThumbprint()), 'token bound to the DPoP key')
+  expectExchanges(log, mark, '/resource', [401, 200])
+
+  // The client now holds the resource server's nonce: no retry.
+  mark = log.length
+  const second = await resourceRequest(base, token.result.access_token, dpopOptions)
+  check(second.retries === 0, `second resource request took ${second.retries} retries, expected 0`)
+  expectExchanges(log, mark, '/resource', [200])
+}
+
+// Rotation: wait until the client's nonce has left both windows, then recover with one retry.
+async function rotation(base, seconds) {
+  const { log, fetchFn } = countingFetch()
+  const options = { [oauth.allowInsecureRequests]: true, [oauth.customFetch]: fetchFn }
+  const as = await discover(base, options)
+  const DPoP = oauth.DPoP(CLIENT, await oauth.generateKeyPair('ES256'))
+  const dpopOptions = { ...options, DPoP }
+
+  const token = await tokenRequest(as, clientAuth('basic'), dpopOptions)
+  check(token.retries === 1, `token request took ${token.retries} retries, expected 1`)
+  const warmUp = await resourceRequest(base, token.result.access_token, dpopOptions)
+  check(warmUp.retries === 1, `first resource request took ${warmUp.retries} retries, expected 1`)
+
+  await sleep((2 * seconds + 1) * 1000)
+  const mark = log.length
+  const after = await resourceRequest(base, token.result.access_token, dpopOptions)
+  check(after.retries === 1, `resource request after rotation took ${after.retries} retries, expected 1`)
+  expectExchanges(log, mark, '/resource', [401, 200])
+  check(log[mark].sent !== null, 'the refused request carried the expired nonce')
+}
+
+async function scenario(name, run) {
+  const started = Date.now()
+  try {
+    await run()
+    passed += 1
+    console.log(`ok - ${name} (${Date.now() - started} ms)`)
+  } catch (err) {
+    failed += 1
+    console.log(`not ok - ${name}: ${err?.stack ?? err}`)
+  }
+}
+
+async function main() {
+  const binary = serverBinary()
+  const ROTATION = 2
+  const server = await startServer(binary)
+  const rotating = await startServer(binary, ['--rotation', String(ROTATION)])
+  try {
+    await scenario('client_credentials + resource, client_secret_basic', () =>
+      grantAndResource(server.base, 'basic'),
+    )
+    await scenario('client_credentials + resource, client_secret_post', () =>
+      grantAndResource(server.base, 'post'),
+    )
+    for (const alg of ['PS256', 'RS256']) {
+      await scenario(`client_credentials + resource, ${alg} proofs`, () =>
+        grantAndResource(server.base, 'basic', alg),
+      )
+    }
+    await scenario(`nonce rotation every ${ROTATION} s`, () => rotation(rotating.base, ROTATION))
+  } finally {
+    stopServer(server.child)
+    stopServer(rotating.child)
+  }
+  console.log(`${passed} passed, ${failed} failed`)
+  process.exitCode = failed === 0 && passed > 0 ? 0 : 1
+}
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    for (const child of servers) stopServer(child)
+    process.exit(1)
+  })
+}
+process.on('exit', () => {
+  for (const child of servers) stopServer(child)
+})
+
+main().catch((err) => {
+  console.error(err?.stack ?? err)
+  for (const child of servers) stopServer(child)
+  process.exitCode = 1
+})
