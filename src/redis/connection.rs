@@ -1,0 +1,286 @@
+//! One reused Redis connection behind a mutex, with bounded timeouts, a reconnect back-off and
+//! a health record.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use redis::{Client, Connection, RedisError, RedisResult};
+
+use super::health::Health;
+
+/// Timeouts and back-off shared by the Redis source and the Redis replay cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConnectorConfig {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) io_timeout: Duration,
+    pub(crate) backoff_min: Duration,
+    pub(crate) backoff_max: Duration,
+}
+
+impl ConnectorConfig {
+    pub(crate) const DEFAULT: Self = Self {
+        connect_timeout: Duration::from_millis(250),
+        io_timeout: Duration::from_millis(100),
+        backoff_min: Duration::from_millis(100),
+        backoff_max: Duration::from_secs(2),
+    };
+
+    /// Rejects zero timeouts (which the standard library refuses as socket timeouts) and a
+    /// back-off whose bounds are reversed.
+    pub(crate) fn validate(&self) -> Result<(), &'static str> {
+        if self.connect_timeout.is_zero() {
+            return Err("the Redis connect timeout must be positive");
+        }
+        if self.io_timeout.is_zero() {
+            return Err("the Redis read/write timeout must be positive");
+        }
+        if self.backoff_min > self.backoff_max {
+            return Err("the Redis back-off minimum must not exceed its maximum");
+        }
+        Ok(())
+    }
+
+    /// The longest one call can take once it holds the connection: a stale connection's write
+    /// and read, a reconnect, and the retried write and read.
+    pub(crate) fn call_budget(&self) -> Duration {
+        self.connect_timeout
+            .saturating_add(self.io_timeout.saturating_mul(4))
+    }
+}
+
+impl Default for ConnectorConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// How long a caller is willing to wait for the connection while another thread uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Give up at once if the connection is busy.
+    No,
+    /// Wait at most one call budget.
+    Bounded,
+}
+
+/// Whether a call honours the reconnect back-off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backoff {
+    /// Fail fast while the back-off runs.
+    Respect,
+    /// Try anyway (an explicit refresh, or the first attempt of a new window).
+    Ignore,
+}
+
+/// Why a call did not reach Redis or did not succeed.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// Another thread held the connection for longer than the caller would wait.
+    Busy,
+    /// A recent failure started a back-off that has not run out yet.
+    BackingOff,
+    /// Redis (or the network) failed, or answered something unusable.
+    Redis(RedisError),
+}
+
+/// A lazily (re)connected Redis connection, reused across calls.
+pub(crate) struct Connector {
+    client: Client,
+    config: ConnectorConfig,
+    connection: Mutex<Option<Connection>>,
+    /// Reference point for the monotonic times below.
+    epoch: Instant,
+    /// Nanoseconds after `epoch` before which calls that respect the back-off fail fast.
+    retry_at: AtomicU64,
+    failures: AtomicU32,
+    healthy: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Connector {
+    pub(crate) fn new(client: Client, config: ConnectorConfig) -> Self {
+        Self {
+            client,
+            config,
+            connection: Mutex::new(None),
+            epoch: Instant::now(),
+            retry_at: AtomicU64::new(0),
+            failures: AtomicU32::new(0),
+            healthy: AtomicBool::new(true),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// `true` while a back-off runs. One atomic load and one monotonic clock read.
+    pub(crate) fn backing_off(&self) -> bool {
+        let retry_at = self.retry_at.load(Ordering::Acquire);
+        retry_at != 0 && self.elapsed_nanos() < retry_at
+    }
+
+    /// `true` when the last call succeeded (or none failed yet).
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    /// The health record: the outcome of the last call that reached for Redis.
+    pub(crate) fn health(&self) -> Health {
+        if self.is_healthy() {
+            return Health::Healthy;
+        }
+        let last_error = self
+            .last_error
+            .lock()
+            .clone()
+            .unwrap_or_else(|| "unknown Redis error".to_owned());
+        Health::Unavailable {
+            consecutive_failures: self.failures.load(Ordering::Acquire),
+            last_error,
+        }
+    }
+
+    /// Runs `op` on the shared connection, connecting first if needed.
+    ///
+    /// A connection that fails is dropped, never reused: after a timeout its stream may still
+    /// carry a late reply. When a reused connection turns out to be dead (the server restarted,
+    /// say), one fresh connection is tried at once.
+    pub(crate) fn call<T>(
+        &self,
+        wait: Wait,
+        backoff: Backoff,
+        mut op: impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> Result<T, CallError> {
+        if backoff == Backoff::Respect && self.backing_off() {
+            return Err(CallError::BackingOff);
+        }
+        let guard = match wait {
+            Wait::No => self.connection.try_lock(),
+            Wait::Bounded => self.connection.try_lock_for(self.config.call_budget()),
+        };
+        let Some(mut slot) = guard else {
+            return Err(CallError::Busy);
+        };
+        // A thread that held the lock before us may have just failed and started a back-off.
+        if backoff == Backoff::Respect && self.backing_off() {
+            return Err(CallError::BackingOff);
+        }
+        let outcome = self.call_locked(&mut slot, &mut op);
+        drop(slot);
+        match outcome {
+            Ok(value) => {
+                self.record_success();
+                Ok(value)
+            }
+            Err(err) => {
+                self.record_failure(&err);
+                Err(CallError::Redis(err))
+            }
+        }
+    }
+
+    fn call_locked<T>(
+        &self,
+        slot: &mut Option<Connection>,
+        op: &mut impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> RedisResult<T> {
+        if let Some(connection) = slot.as_mut() {
+            match op(connection) {
+                Ok(value) => return Ok(value),
+                Err(err) => {
+                    *slot = None;
+                    if err.is_timeout() || !err.is_connection_dropped() {
+                        return Err(err);
+                    }
+                }
+            }
+        }
+        let mut connection = self.connect()?;
+        let value = op(&mut connection)?;
+        *slot = Some(connection);
+        Ok(value)
+    }
+
+    fn connect(&self) -> RedisResult<Connection> {
+        let connection = self
+            .client
+            .get_connection_with_timeout(self.config.connect_timeout)?;
+        connection.set_read_timeout(Some(self.config.io_timeout))?;
+        connection.set_write_timeout(Some(self.config.io_timeout))?;
+        Ok(connection)
+    }
+
+    fn record_success(&self) {
+        self.failures.store(0, Ordering::Release);
+        self.retry_at.store(0, Ordering::Release);
+        self.healthy.store(true, Ordering::Release);
+    }
+
+    fn record_failure(&self, err: &RedisError) {
+        let failures = self
+            .failures
+            .fetch_add(1, Ordering::AcqRel)
+            .saturating_add(1);
+        let delay = backoff_delay(&self.config, failures);
+        let retry_at = self
+            .elapsed_nanos()
+            .saturating_add(u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX))
+            .max(1);
+        *self.last_error.lock() = Some(err.to_string());
+        self.retry_at.store(retry_at, Ordering::Release);
+        self.healthy.store(false, Ordering::Release);
+    }
+
+    fn elapsed_nanos(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("server", &self.client.get_connection_info().addr())
+            .field("config", &self.config)
+            .field("healthy", &self.is_healthy())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The back-off after `failures` consecutive failures: the minimum, doubled per further
+/// failure, capped at the maximum.
+fn backoff_delay(config: &ConnectorConfig, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(20);
+    config
+        .backoff_min
+        .saturating_mul(1u32 << doublings)
+        .min(config.backoff_max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let config = ConnectorConfig::DEFAULT;
+        assert_eq!(backoff_delay(&config, 1), Duration::from_millis(100));
+        assert_eq!(backoff_delay(&config, 2), Duration::from_millis(200));
+        assert_eq!(backoff_delay(&config, 5), Duration::from_millis(1600));
+        assert_eq!(backoff_delay(&config, 6), Duration::from_secs(2));
+        assert_eq!(backoff_delay(&config, u32::MAX), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(ConnectorConfig::DEFAULT.validate().is_ok());
+        let zero = ConnectorConfig {
+            io_timeout: Duration::ZERO,
+            ..ConnectorConfig::DEFAULT
+        };
+        assert!(zero.validate().is_err());
+        let reversed = ConnectorConfig {
+            backoff_min: Duration::from_secs(3),
+            ..ConnectorConfig::DEFAULT
+        };
+        assert!(reversed.validate().is_err());
+    }
+}

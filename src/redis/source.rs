@@ -1,0 +1,697 @@
+//! [`RedisNonceSource`]: one random nonce per window, shared by every replica through Redis.
+
+use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use redis::{Client, Connection, ErrorKind, RedisError, RedisResult, Value};
+use time::Duration;
+
+use super::connection::{Backoff, CallError, Connector, ConnectorConfig, Wait};
+use super::error::RedisSourceError;
+use super::health::Health;
+use super::keys;
+use crate::clock::{Clock, SystemClock};
+use crate::ct::{self, EMPTY, Packed};
+use crate::error::ConfigError;
+use crate::nonce::Nonce;
+use crate::rotation::Rotation;
+use crate::source::{NonceCheck, NonceSource};
+use crate::window_cell::{Slots, WindowCell};
+
+/// The shared (Redis) value of the window the cell is in.
+const SHARED_CURRENT: usize = 0;
+/// The shared value of the window before.
+const SHARED_PREVIOUS: usize = 1;
+/// The shared value of the window after, once prefetched.
+const SHARED_NEXT: usize = 2;
+/// This replica's own fallback for the window the cell is in, made only when Redis failed.
+const LOCAL_CURRENT: usize = 3;
+/// This replica's fallback of the window before.
+const LOCAL_PREVIOUS: usize = 4;
+const SLOTS: usize = 5;
+
+/// The shortest rotation the Redis source takes: each window costs a Redis round trip.
+const MIN_ROTATION: Duration = Duration::SECOND;
+
+/// A nonce source shared by many replicas through one Redis server.
+///
+/// Time is cut into [`Rotation`] windows as for
+/// [`InMemoryNonceSource`](crate::InMemoryNonceSource). For each window, the first replica that
+/// needs a value stores a fresh random nonce (256 bits from the OS CSPRNG) under
+/// `{prefix}:{label}:nonce:{window}` with `SET key value NX PX ttl`, so exactly one value wins;
+/// every replica then reads that winner with `GET`, in the same round trip. The key expires once
+/// no replica can still accept it (three windows after it was written, at most).
+///
+/// # Cost per request: no Redis call in steady state
+///
+/// A window's value never changes, so each replica caches the current, previous and next values
+/// in a lock-free cell (the same one the in-memory source uses: readers write no shared memory).
+/// [`check`](NonceSource::check) and [`issue`](NonceSource::issue) read that cell; they reach
+/// for Redis only to fill a slot that is empty:
+///
+/// - **prefetch**: during the last [`prefetch_lead`](RedisNonceSourceBuilder::prefetch_lead) of
+///   a window (default: 5 s, or a quarter of the interval if shorter), one call fetches the next
+///   window's value. It only *tries* the connection: if another thread is using it, the call
+///   goes on without waiting. A replica whose clock runs a little ahead hands out the next value
+///   early, and a replica that prefetched accepts it as current.
+/// - **window change without a prefetched value** (no traffic during the lead, or Redis failed):
+///   the first call of the new window fetches the value, and calls arriving meanwhile wait for it.
+///
+/// So a replica makes at most two round trips per window (two or three commands each), whatever
+/// its request rate; call [`refresh`](Self::refresh) from a periodic task (say every few
+/// seconds) and request threads practically never make one.
+///
+/// # When a call blocks, and for how long at most
+///
+/// Only a call that finds the current window's value missing waits for Redis. One Redis call is
+/// bounded by the *call budget*, `connect_timeout + 4 × io_timeout` (a dead reused connection,
+/// then a reconnect and a retry), 650 ms with the defaults; a waiting thread queues for the
+/// connection for at most one more budget, then serves the fallback. Against a server that
+/// refuses connections at once (a stopped Redis on a reachable host or socket), a failing call
+/// returns in well under a millisecond. Host name resolution in the `redis` crate is not bounded;
+/// give an IP address or a unix socket if that matters.
+///
+/// # When Redis is down
+///
+/// A Redis outage never makes this source panic, and never makes it accept a claim it cannot
+/// verify: it only accepts values it read from Redis or made itself.
+///
+/// - If the current window's value cannot be fetched, the replica makes a **local fallback**
+///   nonce for the window, random, kept next to the shared slots. It hands that out and accepts
+///   it (current, then previous, like any nonce). Other replicas do not know it, so a client
+///   sent to another replica gets one `use_dpop_nonce` answer with that replica's nonce, and
+///   succeeds on retry: an outage costs at worst an extra round trip per client.
+/// - Failures start a back-off (doubling from 100 ms to 2 s by default): while it runs, calls
+///   serve the fallback without touching Redis, so an outage does not make every request pay a
+///   timeout. [`health`](Self::health) reports [`Health::Unavailable`] with the last error.
+/// - **Convergence**: while the replica serves its fallback, the first call after each back-off
+///   delay tries Redis again, and the first call in each new window tries regardless of the
+///   back-off. So once Redis answers again, the replica is back on the shared value at the
+///   first call after at most one back-off maximum (2 s by default), and at the latest at its
+///   first call in the next window. From then on it hands out the shared value; a client still
+///   holding the fallback is accepted once more with the shared value in the answer
+///   ([`NonceCheck::Previous`], RFC 9449 §8.2). A Redis that lost its data on restart simply
+///   gets a new value for the current window from the first replica that asks.
+///
+/// A value found in Redis that is not a nonce this crate could have made (wrong length or
+/// characters) is treated as a failure, never accepted.
+///
+/// # Clocks
+///
+/// Replicas must agree on the time to within the prefetch lead: a replica ahead by less than
+/// that hands out the next window's value, which the others already know; a replica behind
+/// hands out a value the others still accept as previous. A replica whose clock is off by more
+/// than that makes its clients retry more often, but never accepts anything it did not fetch
+/// or make.
+///
+/// # Example
+///
+/// ```no_run
+/// use dpop_nonce::redis::RedisNonceSource;
+/// use dpop_nonce::{NonceCheck, NonceSource, NonceValidator};
+/// use time::Duration;
+///
+/// let client = redis::Client::open("redis://10.0.0.5:6379")?;
+/// let source = RedisNonceSource::builder(client, "as")
+///     .prefix("myapp:dpop")
+///     .rotation(Duration::minutes(5))
+///     .build()?;
+/// let nonce = source.issue();
+/// assert_eq!(source.check(nonce.as_str()), NonceCheck::Current);
+/// let validator = NonceValidator::new(source);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RedisNonceSource<C = SystemClock> {
+    clock: C,
+    rotation: Rotation,
+    prefix: String,
+    label: String,
+    prefetch_lead: Duration,
+    connector: Connector,
+    cell: WindowCell<SLOTS>,
+    /// The latest window for which a fetch was tried regardless of the back-off.
+    forced_window: AtomicI64,
+}
+
+impl RedisNonceSource<SystemClock> {
+    /// A builder for a source on `client`'s server, for the server named `label` (for example
+    /// `"as"` and `"rs"`, or a short name per API). Sources with different labels, or different
+    /// [prefixes](RedisNonceSourceBuilder::prefix), never accept each other's nonces.
+    pub fn builder(client: Client, label: impl Into<String>) -> RedisNonceSourceBuilder {
+        RedisNonceSourceBuilder {
+            client,
+            label: label.into(),
+            prefix: keys::DEFAULT_PREFIX.to_owned(),
+            rotation: Rotation::DEFAULT.interval(),
+            prefetch_lead: None,
+            clock: SystemClock,
+            connector: ConnectorConfig::DEFAULT,
+        }
+    }
+}
+
+impl<C: Clock> RedisNonceSource<C> {
+    /// The rotation this source uses.
+    pub fn rotation(&self) -> Rotation {
+        self.rotation
+    }
+
+    /// The clock this source reads.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// The longest time a nonce of this source is accepted: two intervals plus the prefetch lead
+    /// (the next window's value is accepted that much early). Use it as the entry lifetime of
+    /// a replay cache.
+    pub fn max_nonce_lifetime(&self) -> Duration {
+        self.rotation
+            .max_nonce_lifetime()
+            .saturating_add(self.prefetch_lead)
+    }
+
+    /// How long before a window starts its value is fetched.
+    pub fn prefetch_lead(&self) -> Duration {
+        self.prefetch_lead
+    }
+
+    /// The outcome of the last Redis call (see [`Health`] for how fresh it is).
+    pub fn health(&self) -> Health {
+        self.connector.health()
+    }
+
+    /// `true` when the last Redis call succeeded. One atomic load.
+    pub fn is_healthy(&self) -> bool {
+        self.connector.is_healthy()
+    }
+
+    /// `true` when the nonce handed out now is this replica's local fallback rather than the
+    /// shared value (Redis failed for the current window). Does not call Redis.
+    pub fn is_serving_fallback(&self) -> bool {
+        let slots = self.cell.read();
+        slots.values[SHARED_CURRENT] == EMPTY
+            && self.rotation.contains(slots.window, self.clock.unix_time())
+    }
+
+    /// Fetches whatever is missing for the current and the next window, ignoring the back-off,
+    /// and waiting at most one call budget for the connection. Call it from a periodic task (a
+    /// few times per window) so that request threads never wait for Redis; it also keeps
+    /// [`health`](Self::health) fresh while Redis is down.
+    ///
+    /// Makes no Redis call when both values are already cached.
+    ///
+    /// # Errors
+    ///
+    /// [`RedisSourceError::Unreachable`] when Redis failed (the source serves its fallback), or
+    /// [`RedisSourceError::Busy`] when another thread held the connection for a whole budget.
+    pub fn refresh(&self) -> Result<(), RedisSourceError> {
+        let slots = self.rotate_to_now();
+        if slots.values[SHARED_CURRENT] == EMPTY {
+            let want_previous = slots.values[SHARED_PREVIOUS] == EMPTY;
+            self.fetch(slots.window, want_previous, Wait::Bounded, Backoff::Ignore)
+                .map_err(public_error)?;
+        }
+        let slots = self.cell.read();
+        if slots.values[SHARED_NEXT] == EMPTY
+            && let Some(next) = slots.window.checked_add(1)
+        {
+            self.fetch(next, false, Wait::Bounded, Backoff::Ignore)
+                .map_err(public_error)?;
+        }
+        Ok(())
+    }
+
+    /// The slots for the window the clock is in, rotating locally first (no Redis call).
+    fn rotate_to_now(&self) -> Slots<SLOTS> {
+        let now = self.clock.unix_time();
+        let stored = self.cell.read();
+        if self.rotation.contains(stored.window, now) {
+            return stored;
+        }
+        let target = self.rotation.window_of(now);
+        if target <= stored.window {
+            // The clock stepped back: keep what we have rather than return to an old window.
+            return stored;
+        }
+        self.cell.update(|latest| {
+            (latest.window < target).then(|| {
+                let mut next = Slots::empty(target);
+                if latest.window.checked_add(1) == Some(target) {
+                    next.values[SHARED_CURRENT] = latest.values[SHARED_NEXT];
+                    next.values[SHARED_PREVIOUS] = latest.values[SHARED_CURRENT];
+                    next.values[LOCAL_PREVIOUS] = latest.values[LOCAL_CURRENT];
+                }
+                next
+            })
+        })
+    }
+
+    /// The slots to answer from now: rotated, with the current value filled in (shared or
+    /// fallback), and the next value prefetched when its time has come.
+    #[inline]
+    fn slots_now(&self) -> Slots<SLOTS> {
+        let now = self.clock.unix_time();
+        let mut slots = self.cell.read();
+        let mut in_window = self.rotation.contains(slots.window, now);
+        if !in_window {
+            slots = self.rotate_to_now();
+            in_window = self.rotation.contains(slots.window, now);
+        }
+        if slots.values[SHARED_CURRENT] == EMPTY {
+            return self.fill_current(slots);
+        }
+        if in_window
+            && slots.values[SHARED_NEXT] == EMPTY
+            && !self
+                .rotation
+                .contains(slots.window, now.saturating_add(self.prefetch_lead))
+            && let Some(next) = slots.window.checked_add(1)
+        {
+            // Best effort: never waits for another thread, never during a back-off.
+            let _ = self.fetch(next, false, Wait::No, Backoff::Respect);
+        }
+        slots
+    }
+
+    /// The current window has no shared value yet: fetch it (bounded), or fall back.
+    #[cold]
+    fn fill_current(&self, slots: Slots<SLOTS>) -> Slots<SLOTS> {
+        let window = slots.window;
+        // The first attempt in each window ignores the back-off, so a replica converges at
+        // its first call in the next window at the latest.
+        let backoff = if self.forced_window.fetch_max(window, Ordering::AcqRel) < window {
+            Backoff::Ignore
+        } else {
+            Backoff::Respect
+        };
+        let want_previous = slots.values[SHARED_PREVIOUS] == EMPTY;
+        let _ = self.fetch(window, want_previous, Wait::Bounded, backoff);
+        let latest = self.cell.read();
+        if latest.values[SHARED_CURRENT] != EMPTY || latest.values[LOCAL_CURRENT] != EMPTY {
+            return latest;
+        }
+        self.cell.update(|latest| {
+            (latest.values[SHARED_CURRENT] == EMPTY && latest.values[LOCAL_CURRENT] == EMPTY).then(
+                || {
+                    let mut next = *latest;
+                    next.values[LOCAL_CURRENT] = fresh_packed();
+                    next
+                },
+            )
+        })
+    }
+
+    /// One round trip: create-if-absent and read `window`'s value (and read the window before,
+    /// when asked), then store what came back.
+    fn fetch(
+        &self,
+        window: i64,
+        want_previous: bool,
+        wait: Wait,
+        backoff: Backoff,
+    ) -> Result<(), CallError> {
+        // Checked before any allocation or random draw, so an outage costs requests nothing.
+        if backoff == Backoff::Respect && self.connector.backing_off() {
+            return Err(CallError::BackingOff);
+        }
+        let key = keys::nonce_key(&self.prefix, &self.label, window);
+        let previous_key = want_previous
+            .then(|| window.checked_sub(1))
+            .flatten()
+            .map(|previous| keys::nonce_key(&self.prefix, &self.label, previous));
+        let ttl_ms = self.ttl_ms(window);
+        let candidate = Nonce::generate();
+        let outcome = self.connector.call(wait, backoff, |connection| {
+            // Threads that queued for the connection at a window change find the work done
+            // by the first one, and send nothing.
+            if self.has_shared(window) {
+                return Ok(None);
+            }
+            set_and_get(
+                connection,
+                &key,
+                &candidate,
+                ttl_ms,
+                previous_key.as_deref(),
+            )
+            .map(Some)
+        });
+        if let Some((value, previous)) = outcome? {
+            self.store(window, value);
+            if let (Some(previous), Some(before)) = (previous, window.checked_sub(1)) {
+                self.store(before, previous);
+            }
+        }
+        Ok(())
+    }
+
+    /// `true` when `window`'s shared value is cached (as current or as next).
+    fn has_shared(&self, window: i64) -> bool {
+        let latest = self.cell.read();
+        if latest.window == window {
+            latest.values[SHARED_CURRENT] != EMPTY
+        } else if latest.window.checked_add(1) == Some(window) {
+            latest.values[SHARED_NEXT] != EMPTY
+        } else {
+            false
+        }
+    }
+
+    /// Puts `window`'s shared value in whichever slot it belongs to now, if that slot is empty.
+    fn store(&self, window: i64, value: Packed) {
+        self.cell.update(|latest| {
+            let slot = if latest.window == window {
+                SHARED_CURRENT
+            } else if latest.window.checked_add(1) == Some(window) {
+                SHARED_NEXT
+            } else if window.checked_add(1) == Some(latest.window) {
+                SHARED_PREVIOUS
+            } else {
+                return None;
+            };
+            (latest.values[slot] == EMPTY).then(|| {
+                let mut next = *latest;
+                next.values[slot] = value;
+                next
+            })
+        });
+    }
+
+    /// Milliseconds the key of `window` must live: until no replica can accept the value any
+    /// more (the end of `window + 1`), plus one interval for clocks that lag.
+    fn ttl_ms(&self, window: i64) -> i64 {
+        let until = self
+            .rotation
+            .window_start(window.saturating_add(2))
+            .saturating_sub(self.clock.unix_time())
+            .saturating_add(self.rotation.interval());
+        let ms = until.whole_milliseconds().saturating_add(1);
+        i64::try_from(ms).unwrap_or(i64::MAX).clamp(1, MAX_TTL_MS)
+    }
+}
+
+/// The public face of a failed call.
+fn public_error(err: CallError) -> RedisSourceError {
+    match err {
+        CallError::Busy => RedisSourceError::Busy,
+        CallError::BackingOff => RedisSourceError::Unreachable(RedisError::from((
+            ErrorKind::Io,
+            "Redis failed recently; waiting for the back-off to run out",
+        ))),
+        CallError::Redis(err) => RedisSourceError::Unreachable(err),
+    }
+}
+
+/// A TTL cap far beyond any rotation accepted, but safe from overflow inside Redis.
+const MAX_TTL_MS: i64 = 1 << 50;
+
+/// `SET key candidate NX PX ttl` then `GET key` (and `GET previous`) in one pipeline. Works on
+/// every Redis version since 2.6.12: a value, once set, never changes, so the `GET` returns the
+/// winner whoever it was.
+fn set_and_get(
+    connection: &mut Connection,
+    key: &str,
+    candidate: &Nonce,
+    ttl_ms: i64,
+    previous_key: Option<&str>,
+) -> RedisResult<(Packed, Option<Packed>)> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET")
+        .arg(key)
+        .arg(candidate.as_str())
+        .arg("NX")
+        .arg("PX")
+        .arg(ttl_ms)
+        .ignore()
+        .cmd("GET")
+        .arg(key);
+    if let Some(previous_key) = previous_key {
+        pipe.cmd("GET").arg(previous_key);
+    }
+    let replies: Vec<Value> = pipe.query(connection)?;
+    let mut replies = replies.into_iter();
+    let value = match replies.next() {
+        Some(Value::Nil) => {
+            return Err(RedisError::from((
+                ErrorKind::Parse,
+                "the nonce key vanished right after it was set (evicted?)",
+            )));
+        }
+        Some(reply) => parse_nonce(reply)?,
+        None => return Err(RedisError::from((ErrorKind::Parse, "missing GET reply"))),
+    };
+    let previous = match (previous_key, replies.next()) {
+        (None, _) | (Some(_), Some(Value::Nil)) => None,
+        (Some(_), Some(reply)) => Some(parse_nonce(reply)?),
+        (Some(_), None) => {
+            return Err(RedisError::from((ErrorKind::Parse, "missing GET reply")));
+        }
+    };
+    Ok((value, previous))
+}
+
+/// A reply that must hold a nonce this crate made: [`Nonce::GENERATED_LEN`] NQCHARs.
+fn parse_nonce(reply: Value) -> RedisResult<Packed> {
+    let bytes = match reply {
+        Value::BulkString(bytes) => bytes,
+        Value::SimpleString(text) => text.into_bytes(),
+        _ => {
+            return Err(RedisError::from((
+                ErrorKind::Parse,
+                "the nonce key holds something other than a string",
+            )));
+        }
+    };
+    ct::pack(&bytes)
+        .filter(|packed| ct::unpack(packed).is_some())
+        .ok_or_else(|| {
+            RedisError::from((
+                ErrorKind::Parse,
+                "the nonce key holds a value this crate did not make",
+            ))
+        })
+}
+
+/// A fresh random nonce, packed (never fails for generated nonces; an empty slot matches
+/// nothing).
+fn fresh_packed() -> Packed {
+    ct::pack(Nonce::generate().as_bytes()).unwrap_or(EMPTY)
+}
+
+impl<C: Clock> NonceSource for RedisNonceSource<C> {
+    fn issue(&self) -> Nonce {
+        let slots = self.slots_now();
+        let slot = if slots.values[SHARED_CURRENT] != EMPTY {
+            SHARED_CURRENT
+        } else {
+            LOCAL_CURRENT
+        };
+        match ct::unpack(&slots.values[slot]) {
+            Some(nonce) => nonce,
+            // `slots_now` always leaves one of the two filled; should that ever fail, make a
+            // fallback this replica can verify rather than an unverifiable value.
+            None => {
+                let filled = self.fill_current(self.cell.read());
+                ct::unpack(&filled.values[SHARED_CURRENT])
+                    .or_else(|| ct::unpack(&filled.values[LOCAL_CURRENT]))
+                    .unwrap_or_else(Nonce::generate)
+            }
+        }
+    }
+
+    #[inline]
+    fn check(&self, claim: &str) -> NonceCheck {
+        let slots = self.slots_now();
+        let Some(claim) = ct::pack(claim.as_bytes()) else {
+            return NonceCheck::Unknown;
+        };
+        let hit = ct::matches(&claim, &slots.values);
+        let serving_shared = slots.values[SHARED_CURRENT] != EMPTY;
+        // The fallback is current only while it is what this replica hands out; once the
+        // shared value is back, a client holding the fallback is moved over (RFC 9449 §8.2).
+        if hit[SHARED_CURRENT] | hit[SHARED_NEXT] | (hit[LOCAL_CURRENT] & !serving_shared) {
+            NonceCheck::Current
+        } else if hit[SHARED_PREVIOUS] | hit[LOCAL_PREVIOUS] | hit[LOCAL_CURRENT] {
+            NonceCheck::Previous
+        } else {
+            NonceCheck::Unknown
+        }
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for RedisNonceSource<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stored = self.cell.read();
+        f.debug_struct("RedisNonceSource")
+            .field("clock", &self.clock)
+            .field("rotation", &self.rotation.interval())
+            .field("prefix", &self.prefix)
+            .field("label", &self.label)
+            .field("window", &stored.window)
+            .field(
+                "serving_fallback",
+                &(stored.values[SHARED_CURRENT] == EMPTY),
+            )
+            .field("connector", &self.connector)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`RedisNonceSource`]; see [`RedisNonceSource::builder`].
+///
+/// ```no_run
+/// use std::time::Duration as StdDuration;
+/// use dpop_nonce::redis::RedisNonceSource;
+/// use time::Duration;
+///
+/// let client = redis::Client::open("redis+unix:///run/redis/redis.sock")?;
+/// let source = RedisNonceSource::builder(client, "rs")
+///     .prefix("shop:dpop")
+///     .rotation(Duration::minutes(2))
+///     .connect_timeout(StdDuration::from_millis(100))
+///     .io_timeout(StdDuration::from_millis(50))
+///     .build_with_fallback()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub struct RedisNonceSourceBuilder<C = SystemClock> {
+    client: Client,
+    label: String,
+    prefix: String,
+    rotation: Duration,
+    prefetch_lead: Option<Duration>,
+    clock: C,
+    connector: ConnectorConfig,
+}
+
+impl<C: Clock> RedisNonceSourceBuilder<C> {
+    /// Sets the key prefix (default `dpop-nonce`): 1 to 128 visible ASCII characters. Keys are
+    /// `{prefix}:{label}:nonce:{window}`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets the rotation interval (default 5 minutes; at least 1 second for this source).
+    pub fn rotation(mut self, interval: Duration) -> Self {
+        self.rotation = interval;
+        self
+    }
+
+    /// Sets how long before a window starts its value is fetched (default: 5 seconds, or a
+    /// quarter of the interval if that is shorter). Must be under the interval. Replicas whose
+    /// clocks differ by less than this agree without retries.
+    pub fn prefetch_lead(mut self, lead: Duration) -> Self {
+        self.prefetch_lead = Some(lead);
+        self
+    }
+
+    /// Sets the timeout for opening a connection, including its handshake (default 250 ms).
+    pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.connector.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the timeout of each socket read and write (default 100 ms).
+    pub fn io_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.connector.io_timeout = timeout;
+        self
+    }
+
+    /// Sets the reconnect back-off: after a failure, calls serve the fallback without trying
+    /// Redis for `min`, doubling per further failure up to `max` (default 100 ms to 2 s).
+    pub fn backoff(mut self, min: std::time::Duration, max: std::time::Duration) -> Self {
+        self.connector.backoff_min = min;
+        self.connector.backoff_max = max;
+        self
+    }
+
+    /// Sets the clock (default [`SystemClock`]).
+    pub fn clock<D: Clock>(self, clock: D) -> RedisNonceSourceBuilder<D> {
+        RedisNonceSourceBuilder {
+            client: self.client,
+            label: self.label,
+            prefix: self.prefix,
+            rotation: self.rotation,
+            prefetch_lead: self.prefetch_lead,
+            clock,
+            connector: self.connector,
+        }
+    }
+
+    /// Builds the source and fetches the current window's value: a start-up with Redis
+    /// unreachable fails here, with a typed error, after at most one call budget.
+    ///
+    /// # Errors
+    ///
+    /// [`RedisSourceError::Config`] for a setting out of range, or
+    /// [`RedisSourceError::Unreachable`] when Redis did not give the first value.
+    pub fn build(self) -> Result<RedisNonceSource<C>, RedisSourceError> {
+        let source = self.assemble()?;
+        let window = source.cell.read().window;
+        source.forced_window.store(window, Ordering::Release);
+        source
+            .fetch(window, true, Wait::Bounded, Backoff::Ignore)
+            .map_err(public_error)?;
+        Ok(source)
+    }
+
+    /// Builds the source without waiting for Redis: if Redis cannot be reached now, the source
+    /// starts on its local fallback, exactly as during an outage, and converges once Redis
+    /// answers. Tries Redis once (bounded by one call budget).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a setting out of range.
+    pub fn build_with_fallback(self) -> Result<RedisNonceSource<C>, ConfigError> {
+        let source = self.assemble()?;
+        let _ = source.slots_now();
+        Ok(source)
+    }
+
+    fn assemble(self) -> Result<RedisNonceSource<C>, ConfigError> {
+        let rotation = Rotation::new(self.rotation)?;
+        if rotation.interval() < MIN_ROTATION {
+            return Err(ConfigError::Invalid(
+                "the Redis source needs a rotation interval of at least one second",
+            ));
+        }
+        keys::check_prefix(&self.prefix)?;
+        keys::check_label(&self.label)?;
+        self.connector.validate().map_err(ConfigError::Invalid)?;
+        let interval = rotation.interval();
+        let prefetch_lead = self
+            .prefetch_lead
+            .unwrap_or_else(|| Duration::seconds(5).min(interval / 4));
+        if prefetch_lead.is_negative() || prefetch_lead >= interval {
+            return Err(ConfigError::Invalid(
+                "the prefetch lead must be zero or more, and shorter than the rotation interval",
+            ));
+        }
+        let window = rotation.window_of(self.clock.unix_time());
+        Ok(RedisNonceSource {
+            clock: self.clock,
+            rotation,
+            prefix: self.prefix,
+            label: self.label,
+            prefetch_lead,
+            connector: Connector::new(self.client, self.connector),
+            cell: WindowCell::new(Slots::empty(window)),
+            forced_window: AtomicI64::new(i64::MIN),
+        })
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for RedisNonceSourceBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisNonceSourceBuilder")
+            .field("server", &self.client.get_connection_info().addr())
+            .field("label", &self.label)
+            .field("prefix", &self.prefix)
+            .field("rotation", &self.rotation)
+            .field("prefetch_lead", &self.prefetch_lead)
+            .field("clock", &self.clock)
+            .field("connector", &self.connector)
+            .finish()
+    }
+}
