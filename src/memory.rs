@@ -104,6 +104,12 @@ impl<C: Clock> InMemoryNonceSource<C> {
         self.rotation
     }
 
+    /// The longest time one of this source's nonces is accepted: two rotation intervals. Use it
+    /// as the lifetime of replay-cache entries (RFC 9449 §11.1).
+    pub fn max_nonce_lifetime(&self) -> Duration {
+        self.rotation.max_nonce_lifetime()
+    }
+
     /// The clock this source reads.
     pub fn clock(&self) -> &C {
         &self.clock
