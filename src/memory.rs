@@ -120,24 +120,13 @@ impl<C: Clock> InMemoryNonceSource<C> {
     #[inline]
     fn slots_now(&self) -> Slots<2> {
         let now = self.clock.unix_time();
-        let stored = self.cell.read();
-        if self.rotation.contains(stored.window, now) {
-            return stored;
-        }
-        let target = self.rotation.window_of(now);
-        if target <= stored.window {
-            // The clock stepped back: keep what we have rather than return to an old window.
-            return stored;
-        }
-        self.cell.update(|latest| {
-            (latest.window < target).then(|| {
-                let mut next = Slots::empty(target);
-                next.values[CURRENT] = fresh_packed();
-                if latest.window.checked_add(1) == Some(target) {
-                    next.values[PREVIOUS] = latest.values[CURRENT];
-                }
-                next
-            })
+        self.cell.forward_to(&self.rotation, now, |latest, target| {
+            let mut next = Slots::empty(target);
+            next.values[CURRENT] = fresh_packed();
+            if latest.window.checked_add(1) == Some(target) {
+                next.values[PREVIOUS] = latest.values[CURRENT];
+            }
+            next
         })
     }
 }

@@ -12,8 +12,10 @@ use std::hint;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering, fence};
 
 use parking_lot::Mutex;
+use time::Duration;
 
 use crate::ct::{EMPTY, Packed, WORDS};
+use crate::rotation::Rotation;
 
 /// What a [`WindowCell`] holds: the window its slots belong to, and the slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +74,29 @@ impl<const N: usize> WindowCell<N> {
                 hint::spin_loop();
             }
         }
+    }
+
+    /// The slots for the window that contains `now`. When `now` lies in a later window than the
+    /// stored one, `rotate(latest, target)` builds the slots for window `target` under the writer
+    /// lock (only the first caller to see the new window does). When `now` lies in an earlier
+    /// window (the clock stepped back), the stored slots are kept: a source never returns to an
+    /// older window, so it never resurrects an old nonce.
+    #[inline]
+    pub(crate) fn forward_to(
+        &self,
+        rotation: &Rotation,
+        now: Duration,
+        rotate: impl FnOnce(&Slots<N>, i64) -> Slots<N>,
+    ) -> Slots<N> {
+        let stored = self.read();
+        if rotation.contains(stored.window, now) {
+            return stored;
+        }
+        let target = rotation.window_of(now);
+        if target <= stored.window {
+            return stored;
+        }
+        self.update(|latest| (latest.window < target).then(|| rotate(latest, target)))
     }
 
     /// Runs `change` on the current slots while holding the writer lock, and stores what it

@@ -224,25 +224,14 @@ impl<C: Clock> RedisNonceSource<C> {
     /// The slots for the window the clock is in, rotating locally first (no Redis call).
     fn rotate_to_now(&self) -> Slots<SLOTS> {
         let now = self.clock.unix_time();
-        let stored = self.cell.read();
-        if self.rotation.contains(stored.window, now) {
-            return stored;
-        }
-        let target = self.rotation.window_of(now);
-        if target <= stored.window {
-            // The clock stepped back: keep what we have rather than return to an old window.
-            return stored;
-        }
-        self.cell.update(|latest| {
-            (latest.window < target).then(|| {
-                let mut next = Slots::empty(target);
-                if latest.window.checked_add(1) == Some(target) {
-                    next.values[SHARED_CURRENT] = latest.values[SHARED_NEXT];
-                    next.values[SHARED_PREVIOUS] = latest.values[SHARED_CURRENT];
-                    next.values[LOCAL_PREVIOUS] = latest.values[LOCAL_CURRENT];
-                }
-                next
-            })
+        self.cell.forward_to(&self.rotation, now, |latest, target| {
+            let mut next = Slots::empty(target);
+            if latest.window.checked_add(1) == Some(target) {
+                next.values[SHARED_CURRENT] = latest.values[SHARED_NEXT];
+                next.values[SHARED_PREVIOUS] = latest.values[SHARED_CURRENT];
+                next.values[LOCAL_PREVIOUS] = latest.values[LOCAL_CURRENT];
+            }
+            next
         })
     }
 
