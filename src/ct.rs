@@ -37,6 +37,13 @@ pub(crate) fn pack(bytes: &[u8]) -> Option<Packed> {
     Some(words)
 }
 
+/// A fresh random nonce ([`Nonce::generate`]), packed. Generated nonces always have
+/// [`Nonce::GENERATED_LEN`] bytes, so packing cannot fail; the fallback only keeps the path free
+/// of panics, and an empty slot matches nothing.
+pub(crate) fn fresh_packed() -> Packed {
+    pack(Nonce::generate().as_bytes()).unwrap_or(EMPTY)
+}
+
 /// Turns a packed, non-empty slot back into a [`Nonce`].
 pub(crate) fn unpack(words: &Packed) -> Option<Nonce> {
     if *words == EMPTY {

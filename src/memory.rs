@@ -91,7 +91,7 @@ impl<C: Clock> InMemoryNonceSource<C> {
     pub fn with_parts(clock: C, rotation: Rotation) -> Self {
         let window = rotation.window_of(clock.unix_time());
         let mut first = Slots::empty(window);
-        first.values[CURRENT] = fresh_packed();
+        first.values[CURRENT] = ct::fresh_packed();
         Self {
             clock,
             rotation,
@@ -122,7 +122,7 @@ impl<C: Clock> InMemoryNonceSource<C> {
         let now = self.clock.unix_time();
         self.cell.forward_to(&self.rotation, now, |latest, target| {
             let mut next = Slots::empty(target);
-            next.values[CURRENT] = fresh_packed();
+            next.values[CURRENT] = ct::fresh_packed();
             if latest.window.checked_add(1) == Some(target) {
                 next.values[PREVIOUS] = latest.values[CURRENT];
             }
@@ -162,13 +162,6 @@ impl<C: fmt::Debug> fmt::Debug for InMemoryNonceSource<C> {
             .field("has_previous", &(stored.values[PREVIOUS] != EMPTY))
             .finish_non_exhaustive()
     }
-}
-
-/// A fresh random nonce, packed. Generated nonces are always [`Nonce::GENERATED_LEN`] long, so
-/// packing cannot fail; the fallback keeps the path free of panics and would only leave a slot
-/// empty (which matches nothing).
-fn fresh_packed() -> ct::Packed {
-    ct::pack(Nonce::generate().as_bytes()).unwrap_or(EMPTY)
 }
 
 /// Builds an [`InMemoryNonceSource`]; see [`InMemoryNonceSource::builder`].

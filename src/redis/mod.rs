@@ -28,6 +28,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod builder;
+mod commands;
 mod connection;
 mod error;
 mod health;
@@ -35,7 +37,8 @@ mod keys;
 mod replay;
 mod source;
 
+pub use builder::RedisNonceSourceBuilder;
 pub use error::RedisSourceError;
 pub use health::Health;
 pub use replay::{RedisReplayCache, RedisReplayCacheBuilder};
-pub use source::{RedisNonceSource, RedisNonceSourceBuilder};
+pub use source::RedisNonceSource;

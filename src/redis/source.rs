@@ -3,16 +3,16 @@
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use redis::{Client, Connection, ErrorKind, RedisError, RedisResult, Value};
+use redis::{ErrorKind, RedisError};
 use time::Duration;
 
-use super::connection::{Backoff, CallError, Connector, ConnectorConfig, Wait};
+use super::commands::{MAX_TTL_MS, set_and_get};
+use super::connection::{Backoff, CallError, Connector, Wait};
 use super::error::RedisSourceError;
 use super::health::Health;
 use super::keys;
 use crate::clock::{Clock, SystemClock};
 use crate::ct::{self, EMPTY, Packed};
-use crate::error::ConfigError;
 use crate::nonce::Nonce;
 use crate::rotation::Rotation;
 use crate::source::{NonceCheck, NonceSource};
@@ -28,10 +28,7 @@ const SHARED_NEXT: usize = 2;
 const LOCAL_CURRENT: usize = 3;
 /// This replica's fallback of the window before.
 const LOCAL_PREVIOUS: usize = 4;
-const SLOTS: usize = 5;
-
-/// The shortest rotation the Redis source takes: each window costs a Redis round trip.
-const MIN_ROTATION: Duration = Duration::SECOND;
+pub(super) const SLOTS: usize = 5;
 
 /// A nonce source shared by many replicas through one Redis server.
 ///
@@ -122,32 +119,15 @@ const MIN_ROTATION: Duration = Duration::SECOND;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct RedisNonceSource<C = SystemClock> {
-    clock: C,
-    rotation: Rotation,
-    prefix: String,
-    label: String,
-    prefetch_lead: Duration,
-    connector: Connector,
-    cell: WindowCell<SLOTS>,
+    pub(super) clock: C,
+    pub(super) rotation: Rotation,
+    pub(super) prefix: String,
+    pub(super) label: String,
+    pub(super) prefetch_lead: Duration,
+    pub(super) connector: Connector,
+    pub(super) cell: WindowCell<SLOTS>,
     /// The latest window for which a fetch was tried regardless of the back-off.
-    forced_window: AtomicI64,
-}
-
-impl RedisNonceSource<SystemClock> {
-    /// A builder for a source on `client`'s server, for the server named `label` (for example
-    /// `"as"` and `"rs"`, or a short name per API). Sources with different labels, or different
-    /// [prefixes](RedisNonceSourceBuilder::prefix), never accept each other's nonces.
-    pub fn builder(client: Client, label: impl Into<String>) -> RedisNonceSourceBuilder {
-        RedisNonceSourceBuilder {
-            client,
-            label: label.into(),
-            prefix: keys::DEFAULT_PREFIX.to_owned(),
-            rotation: Rotation::DEFAULT.interval(),
-            prefetch_lead: None,
-            clock: SystemClock,
-            connector: ConnectorConfig::DEFAULT,
-        }
-    }
+    pub(super) forced_window: AtomicI64,
 }
 
 impl<C: Clock> RedisNonceSource<C> {
@@ -221,6 +201,15 @@ impl<C: Clock> RedisNonceSource<C> {
         Ok(())
     }
 
+    /// Fetches the value of the window the source starts in, ignoring the back-off: the
+    /// start-up check of [`RedisNonceSourceBuilder::build`](super::RedisNonceSourceBuilder::build).
+    pub(super) fn fetch_first(&self) -> Result<(), RedisSourceError> {
+        let window = self.cell.read().window;
+        self.forced_window.store(window, Ordering::Release);
+        self.fetch(window, true, Wait::Bounded, Backoff::Ignore)
+            .map_err(public_error)
+    }
+
     /// The slots for the window the clock is in, rotating locally first (no Redis call).
     fn rotate_to_now(&self) -> Slots<SLOTS> {
         let now = self.clock.unix_time();
@@ -238,7 +227,7 @@ impl<C: Clock> RedisNonceSource<C> {
     /// The slots to answer from now: rotated, with the current value filled in (shared or
     /// fallback), and the next value prefetched when its time has come.
     #[inline]
-    fn slots_now(&self) -> Slots<SLOTS> {
+    pub(super) fn slots_now(&self) -> Slots<SLOTS> {
         let now = self.clock.unix_time();
         let mut slots = self.cell.read();
         let mut in_window = self.rotation.contains(slots.window, now);
@@ -283,7 +272,7 @@ impl<C: Clock> RedisNonceSource<C> {
             (latest.values[SHARED_CURRENT] == EMPTY && latest.values[LOCAL_CURRENT] == EMPTY).then(
                 || {
                     let mut next = *latest;
-                    next.values[LOCAL_CURRENT] = fresh_packed();
+                    next.values[LOCAL_CURRENT] = ct::fresh_packed();
                     next
                 },
             )
@@ -391,82 +380,6 @@ fn public_error(err: CallError) -> RedisSourceError {
     }
 }
 
-/// A TTL cap far beyond any rotation accepted, but safe from overflow inside Redis.
-const MAX_TTL_MS: i64 = 1 << 50;
-
-/// `SET key candidate NX PX ttl` then `GET key` (and `GET previous`) in one pipeline. Works on
-/// every Redis version since 2.6.12: a value, once set, never changes, so the `GET` returns the
-/// winner whoever it was.
-fn set_and_get(
-    connection: &mut Connection,
-    key: &str,
-    candidate: &Nonce,
-    ttl_ms: i64,
-    previous_key: Option<&str>,
-) -> RedisResult<(Packed, Option<Packed>)> {
-    let mut pipe = redis::pipe();
-    pipe.cmd("SET")
-        .arg(key)
-        .arg(candidate.as_str())
-        .arg("NX")
-        .arg("PX")
-        .arg(ttl_ms)
-        .ignore()
-        .cmd("GET")
-        .arg(key);
-    if let Some(previous_key) = previous_key {
-        pipe.cmd("GET").arg(previous_key);
-    }
-    let replies: Vec<Value> = pipe.query(connection)?;
-    let mut replies = replies.into_iter();
-    let value = match replies.next() {
-        Some(Value::Nil) => {
-            return Err(RedisError::from((
-                ErrorKind::Parse,
-                "the nonce key vanished right after it was set (evicted?)",
-            )));
-        }
-        Some(reply) => parse_nonce(reply)?,
-        None => return Err(RedisError::from((ErrorKind::Parse, "missing GET reply"))),
-    };
-    let previous = match (previous_key, replies.next()) {
-        (None, _) | (Some(_), Some(Value::Nil)) => None,
-        (Some(_), Some(reply)) => Some(parse_nonce(reply)?),
-        (Some(_), None) => {
-            return Err(RedisError::from((ErrorKind::Parse, "missing GET reply")));
-        }
-    };
-    Ok((value, previous))
-}
-
-/// A reply that must hold a nonce this crate made: [`Nonce::GENERATED_LEN`] NQCHARs.
-fn parse_nonce(reply: Value) -> RedisResult<Packed> {
-    let bytes = match reply {
-        Value::BulkString(bytes) => bytes,
-        Value::SimpleString(text) => text.into_bytes(),
-        _ => {
-            return Err(RedisError::from((
-                ErrorKind::Parse,
-                "the nonce key holds something other than a string",
-            )));
-        }
-    };
-    ct::pack(&bytes)
-        .filter(|packed| ct::unpack(packed).is_some())
-        .ok_or_else(|| {
-            RedisError::from((
-                ErrorKind::Parse,
-                "the nonce key holds a value this crate did not make",
-            ))
-        })
-}
-
-/// A fresh random nonce, packed (never fails for generated nonces; an empty slot matches
-/// nothing).
-fn fresh_packed() -> Packed {
-    ct::pack(Nonce::generate().as_bytes()).unwrap_or(EMPTY)
-}
-
 impl<C: Clock> NonceSource for RedisNonceSource<C> {
     fn issue(&self) -> Nonce {
         let slots = self.slots_now();
@@ -523,164 +436,5 @@ impl<C: fmt::Debug> fmt::Debug for RedisNonceSource<C> {
             )
             .field("connector", &self.connector)
             .finish_non_exhaustive()
-    }
-}
-
-/// Builds a [`RedisNonceSource`]; see [`RedisNonceSource::builder`].
-///
-/// ```no_run
-/// use std::time::Duration as StdDuration;
-/// use dpop_nonce::redis::RedisNonceSource;
-/// use time::Duration;
-///
-/// let client = redis::Client::open("redis+unix:///run/redis/redis.sock")?;
-/// let source = RedisNonceSource::builder(client, "rs")
-///     .prefix("shop:dpop")
-///     .rotation(Duration::minutes(2))
-///     .connect_timeout(StdDuration::from_millis(100))
-///     .io_timeout(StdDuration::from_millis(50))
-///     .build_with_fallback()?;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[must_use]
-pub struct RedisNonceSourceBuilder<C = SystemClock> {
-    client: Client,
-    label: String,
-    prefix: String,
-    rotation: Duration,
-    prefetch_lead: Option<Duration>,
-    clock: C,
-    connector: ConnectorConfig,
-}
-
-impl<C: Clock> RedisNonceSourceBuilder<C> {
-    /// Sets the key prefix (default `dpop-nonce`): 1 to 128 visible ASCII characters. Keys are
-    /// `{prefix}:{label}:nonce:{window}`.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Sets the rotation interval (default 5 minutes; at least 1 second for this source).
-    pub fn rotation(mut self, interval: Duration) -> Self {
-        self.rotation = interval;
-        self
-    }
-
-    /// Sets how long before a window starts its value is fetched (default: 5 seconds, or a
-    /// quarter of the interval if that is shorter). Must be under the interval. Replicas whose
-    /// clocks differ by less than this agree without retries.
-    pub fn prefetch_lead(mut self, lead: Duration) -> Self {
-        self.prefetch_lead = Some(lead);
-        self
-    }
-
-    /// Sets the timeout for opening a connection, including its handshake (default 250 ms).
-    pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.connector.connect_timeout = timeout;
-        self
-    }
-
-    /// Sets the timeout of each socket read and write (default 100 ms).
-    pub fn io_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.connector.io_timeout = timeout;
-        self
-    }
-
-    /// Sets the reconnect back-off: after a failure, calls serve the fallback without trying
-    /// Redis for `min`, doubling per further failure up to `max` (default 100 ms to 2 s).
-    pub fn backoff(mut self, min: std::time::Duration, max: std::time::Duration) -> Self {
-        self.connector.backoff_min = min;
-        self.connector.backoff_max = max;
-        self
-    }
-
-    /// Sets the clock (default [`SystemClock`]).
-    pub fn clock<D: Clock>(self, clock: D) -> RedisNonceSourceBuilder<D> {
-        RedisNonceSourceBuilder {
-            client: self.client,
-            label: self.label,
-            prefix: self.prefix,
-            rotation: self.rotation,
-            prefetch_lead: self.prefetch_lead,
-            clock,
-            connector: self.connector,
-        }
-    }
-
-    /// Builds the source and fetches the current window's value: a start-up with Redis
-    /// unreachable fails here, with a typed error, after at most one call budget.
-    ///
-    /// # Errors
-    ///
-    /// [`RedisSourceError::Config`] for a setting out of range, or
-    /// [`RedisSourceError::Unreachable`] when Redis did not give the first value.
-    pub fn build(self) -> Result<RedisNonceSource<C>, RedisSourceError> {
-        let source = self.assemble()?;
-        let window = source.cell.read().window;
-        source.forced_window.store(window, Ordering::Release);
-        source
-            .fetch(window, true, Wait::Bounded, Backoff::Ignore)
-            .map_err(public_error)?;
-        Ok(source)
-    }
-
-    /// Builds the source without waiting for Redis: if Redis cannot be reached now, the source
-    /// starts on its local fallback, exactly as during an outage, and converges once Redis
-    /// answers. Tries Redis once (bounded by one call budget).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError`] for a setting out of range.
-    pub fn build_with_fallback(self) -> Result<RedisNonceSource<C>, ConfigError> {
-        let source = self.assemble()?;
-        let _ = source.slots_now();
-        Ok(source)
-    }
-
-    fn assemble(self) -> Result<RedisNonceSource<C>, ConfigError> {
-        let rotation = Rotation::new(self.rotation)?;
-        if rotation.interval() < MIN_ROTATION {
-            return Err(ConfigError::Invalid(
-                "the Redis source needs a rotation interval of at least one second",
-            ));
-        }
-        keys::check_prefix(&self.prefix)?;
-        keys::check_label(&self.label)?;
-        self.connector.validate().map_err(ConfigError::Invalid)?;
-        let interval = rotation.interval();
-        let prefetch_lead = self
-            .prefetch_lead
-            .unwrap_or_else(|| Duration::seconds(5).min(interval / 4));
-        if prefetch_lead.is_negative() || prefetch_lead >= interval {
-            return Err(ConfigError::Invalid(
-                "the prefetch lead must be zero or more, and shorter than the rotation interval",
-            ));
-        }
-        let window = rotation.window_of(self.clock.unix_time());
-        Ok(RedisNonceSource {
-            clock: self.clock,
-            rotation,
-            prefix: self.prefix,
-            label: self.label,
-            prefetch_lead,
-            connector: Connector::new(self.client, self.connector),
-            cell: WindowCell::new(Slots::empty(window)),
-            forced_window: AtomicI64::new(i64::MIN),
-        })
-    }
-}
-
-impl<C: fmt::Debug> fmt::Debug for RedisNonceSourceBuilder<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisNonceSourceBuilder")
-            .field("server", &self.client.get_connection_info().addr())
-            .field("label", &self.label)
-            .field("prefix", &self.prefix)
-            .field("rotation", &self.rotation)
-            .field("prefetch_lead", &self.prefetch_lead)
-            .field("clock", &self.clock)
-            .field("connector", &self.connector)
-            .finish()
     }
 }

@@ -1,0 +1,191 @@
+//! [`RedisNonceSourceBuilder`]: settings of a [`RedisNonceSource`], checked before it starts.
+
+use std::fmt;
+use std::sync::atomic::AtomicI64;
+
+use redis::Client;
+use time::Duration;
+
+use super::connection::{Connector, ConnectorConfig};
+use super::error::RedisSourceError;
+use super::keys;
+use super::source::RedisNonceSource;
+use crate::clock::{Clock, SystemClock};
+use crate::error::ConfigError;
+use crate::rotation::Rotation;
+use crate::window_cell::{Slots, WindowCell};
+
+/// The shortest rotation the Redis source takes: each window costs a Redis round trip.
+const MIN_ROTATION: Duration = Duration::SECOND;
+
+impl RedisNonceSource<SystemClock> {
+    /// A builder for a source on `client`'s server, for the server named `label` (for example
+    /// `"as"` and `"rs"`, or a short name per API). Sources with different labels, or different
+    /// [prefixes](RedisNonceSourceBuilder::prefix), never accept each other's nonces.
+    pub fn builder(client: Client, label: impl Into<String>) -> RedisNonceSourceBuilder {
+        RedisNonceSourceBuilder {
+            client,
+            label: label.into(),
+            prefix: keys::DEFAULT_PREFIX.to_owned(),
+            rotation: Rotation::DEFAULT.interval(),
+            prefetch_lead: None,
+            clock: SystemClock,
+            connector: ConnectorConfig::DEFAULT,
+        }
+    }
+}
+
+/// Builds a [`RedisNonceSource`]; see [`RedisNonceSource::builder`].
+///
+/// ```no_run
+/// use std::time::Duration as StdDuration;
+/// use dpop_nonce::redis::RedisNonceSource;
+/// use time::Duration;
+///
+/// let client = redis::Client::open("redis+unix:///run/redis/redis.sock")?;
+/// let source = RedisNonceSource::builder(client, "rs")
+///     .prefix("shop:dpop")
+///     .rotation(Duration::minutes(2))
+///     .connect_timeout(StdDuration::from_millis(100))
+///     .io_timeout(StdDuration::from_millis(50))
+///     .build_with_fallback()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub struct RedisNonceSourceBuilder<C = SystemClock> {
+    client: Client,
+    label: String,
+    prefix: String,
+    rotation: Duration,
+    prefetch_lead: Option<Duration>,
+    clock: C,
+    connector: ConnectorConfig,
+}
+
+impl<C: Clock> RedisNonceSourceBuilder<C> {
+    /// Sets the key prefix (default `dpop-nonce`): 1 to 128 visible ASCII characters. Keys are
+    /// `{prefix}:{label}:nonce:{window}`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets the rotation interval (default 5 minutes; at least 1 second for this source).
+    pub fn rotation(mut self, interval: Duration) -> Self {
+        self.rotation = interval;
+        self
+    }
+
+    /// Sets how long before a window starts its value is fetched (default: 5 seconds, or a
+    /// quarter of the interval if that is shorter). Must be under the interval. Replicas whose
+    /// clocks differ by less than this agree without retries.
+    pub fn prefetch_lead(mut self, lead: Duration) -> Self {
+        self.prefetch_lead = Some(lead);
+        self
+    }
+
+    /// Sets the timeout for opening a connection, including its handshake (default 250 ms).
+    pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.connector.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the timeout of each socket read and write (default 100 ms).
+    pub fn io_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.connector.io_timeout = timeout;
+        self
+    }
+
+    /// Sets the reconnect back-off: after a failure, calls serve the fallback without trying
+    /// Redis for `min`, doubling per further failure up to `max` (default 100 ms to 2 s).
+    pub fn backoff(mut self, min: std::time::Duration, max: std::time::Duration) -> Self {
+        self.connector.backoff_min = min;
+        self.connector.backoff_max = max;
+        self
+    }
+
+    /// Sets the clock (default [`SystemClock`]).
+    pub fn clock<D: Clock>(self, clock: D) -> RedisNonceSourceBuilder<D> {
+        RedisNonceSourceBuilder {
+            client: self.client,
+            label: self.label,
+            prefix: self.prefix,
+            rotation: self.rotation,
+            prefetch_lead: self.prefetch_lead,
+            clock,
+            connector: self.connector,
+        }
+    }
+
+    /// Builds the source and fetches the current window's value: a start-up with Redis
+    /// unreachable fails here, with a typed error, after at most one call budget.
+    ///
+    /// # Errors
+    ///
+    /// [`RedisSourceError::Config`] for a setting out of range, or
+    /// [`RedisSourceError::Unreachable`] when Redis did not give the first value.
+    pub fn build(self) -> Result<RedisNonceSource<C>, RedisSourceError> {
+        let source = self.assemble()?;
+        source.fetch_first()?;
+        Ok(source)
+    }
+
+    /// Builds the source without waiting for Redis: if Redis cannot be reached now, the source
+    /// starts on its local fallback, exactly as during an outage, and converges once Redis
+    /// answers. Tries Redis once (bounded by one call budget).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a setting out of range.
+    pub fn build_with_fallback(self) -> Result<RedisNonceSource<C>, ConfigError> {
+        let source = self.assemble()?;
+        let _ = source.slots_now();
+        Ok(source)
+    }
+
+    fn assemble(self) -> Result<RedisNonceSource<C>, ConfigError> {
+        let rotation = Rotation::new(self.rotation)?;
+        if rotation.interval() < MIN_ROTATION {
+            return Err(ConfigError::Invalid(
+                "the Redis source needs a rotation interval of at least one second",
+            ));
+        }
+        keys::check_prefix(&self.prefix)?;
+        keys::check_label(&self.label)?;
+        self.connector.validate().map_err(ConfigError::Invalid)?;
+        let interval = rotation.interval();
+        let prefetch_lead = self
+            .prefetch_lead
+            .unwrap_or_else(|| Duration::seconds(5).min(interval / 4));
+        if prefetch_lead.is_negative() || prefetch_lead >= interval {
+            return Err(ConfigError::Invalid(
+                "the prefetch lead must be zero or more, and shorter than the rotation interval",
+            ));
+        }
+        let window = rotation.window_of(self.clock.unix_time());
+        Ok(RedisNonceSource {
+            clock: self.clock,
+            rotation,
+            prefix: self.prefix,
+            label: self.label,
+            prefetch_lead,
+            connector: Connector::new(self.client, self.connector),
+            cell: WindowCell::new(Slots::empty(window)),
+            forced_window: AtomicI64::new(i64::MIN),
+        })
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for RedisNonceSourceBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisNonceSourceBuilder")
+            .field("server", &self.client.get_connection_info().addr())
+            .field("label", &self.label)
+            .field("prefix", &self.prefix)
+            .field("rotation", &self.rotation)
+            .field("prefetch_lead", &self.prefetch_lead)
+            .field("clock", &self.clock)
+            .field("connector", &self.connector)
+            .finish()
+    }
+}
