@@ -46,7 +46,7 @@ pub(super) const SLOTS: usize = 5;
 /// [`check`](NonceSource::check) and [`issue`](NonceSource::issue) read that cell; they reach
 /// for Redis only to fill a slot that is empty:
 ///
-/// - **prefetch**: during the last [`prefetch_lead`](RedisNonceSourceBuilder::prefetch_lead) of
+/// - **prefetch**: during the last [`prefetch_lead`](super::RedisNonceSourceBuilder::prefetch_lead) of
 ///   a window (default: 5 s, or a quarter of the interval if shorter), one call fetches the next
 ///   window's value. It only *tries* the connection: if another thread is using it, the call
 ///   goes on without waiting. A replica whose clock runs a little ahead hands out the next value
