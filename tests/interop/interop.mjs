@@ -31,7 +31,7 @@ function serverBinary() {
   if (process.argv[2]) return resolve(process.argv[2])
   const build = spawnSync(
     'cargo',
-    ['build', '--example', 'server', '--features', 'axum,replay', '--message-format', 'json'],
+    ['build', '--locked', '--example', 'server', '--all-features', '--message-format', 'json'],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 256 << 20 },
   )
   if (build.status !== 0) throw new Error('cargo build --example server failed')
