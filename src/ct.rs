@@ -20,7 +20,10 @@ pub(crate) type Packed = [u64; WORDS];
 /// The packed value that stands for an empty slot.
 pub(crate) const EMPTY: Packed = [0; WORDS];
 
-/// Packs a value of exactly [`Nonce::GENERATED_LEN`] bytes; `None` for any other length.
+/// Packs a value of exactly [`Nonce::GENERATED_LEN`] bytes; `None` for any other length, and
+/// for a value that packs to [`EMPTY`] (all NUL bytes), which would otherwise match every empty
+/// slot. Claims reach this before any grammar check, so the second test is what keeps "empty
+/// slots never match" true. It looks at the claim only, never at a stored value.
 #[inline]
 pub(crate) fn pack(bytes: &[u8]) -> Option<Packed> {
     if bytes.len() != Nonce::GENERATED_LEN {
@@ -34,7 +37,7 @@ pub(crate) fn pack(bytes: &[u8]) -> Option<Packed> {
         le.copy_from_slice(chunk);
         *word = u64::from_le_bytes(le);
     }
-    Some(words)
+    (words != EMPTY).then_some(words)
 }
 
 /// A fresh random nonce ([`Nonce::generate`]), packed. Generated nonces always have
@@ -112,6 +115,16 @@ mod tests {
     fn pack_refuses_other_lengths() {
         assert_eq!(pack(b"short"), None);
         assert_eq!(pack(&[b'a'; 44]), None);
+    }
+
+    #[test]
+    fn an_all_nul_claim_never_matches_an_empty_slot() {
+        let nul = [0u8; Nonce::GENERATED_LEN];
+        assert_eq!(pack(&nul), None);
+        let mut one = nul;
+        one[Nonce::GENERATED_LEN - 1] = 1;
+        let packed = pack(&one).expect("not all zeros");
+        assert_eq!(matches(&packed, &[EMPTY, EMPTY]), [false, false]);
     }
 
     #[test]

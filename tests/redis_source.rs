@@ -382,3 +382,22 @@ fn many_threads_at_a_window_change_fetch_once() {
     assert!(issued.iter().all(|nonce| nonce == &issued[0]));
     assert_eq!(other.issue(), issued[0]);
 }
+
+#[test]
+fn claims_that_pack_like_empty_slots_are_never_accepted() {
+    let Some(server) =
+        RedisServer::start_or_skip("claims_that_pack_like_empty_slots_are_never_accepted")
+    else {
+        return;
+    };
+    // A healthy source leaves its fallback slots empty; a claim of NUL bytes with a nonce's
+    // length must not match them.
+    let clock = Arc::new(ManualClock::at_unix(MID_WINDOW));
+    let replica = source(&server, "as", &clock);
+    assert!(replica.is_healthy());
+    let nul = "\0".repeat(Nonce::GENERATED_LEN);
+    assert_eq!(replica.check(&nul), NonceCheck::Unknown);
+    assert!(NonceValidator::new(&replica).validate(Some(&nul)).is_err());
+    clock.advance(ROTATION * 3);
+    assert_eq!(replica.check(&nul), NonceCheck::Unknown);
+}

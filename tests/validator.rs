@@ -194,3 +194,19 @@ fn outcomes_are_send_sync_and_reasons_have_stable_names() {
     assert_eq!(RejectReason::Mismatch.to_string(), "mismatch");
     assert_eq!(RejectReason::Malformed.as_str(), "malformed");
 }
+
+#[test]
+fn a_claim_of_nul_bytes_never_matches_an_empty_previous_slot() {
+    // A fresh source has no previous nonce yet. A claim with the length of a generated nonce
+    // but made of NUL bytes must not be mistaken for that empty slot.
+    let nul = "\0".repeat(Nonce::GENERATED_LEN);
+    let (_, source) = manual_source();
+    assert_eq!(source.check(&nul), NonceCheck::Unknown);
+    let refused = NonceValidator::new(&source).validate(Some(&nul)).unwrap_err();
+    assert_eq!(refused.reason(), RejectReason::Malformed);
+
+    let mut almost = vec![0u8; Nonce::GENERATED_LEN];
+    almost[Nonce::GENERATED_LEN - 1] = b'A';
+    let almost = String::from_utf8(almost).unwrap();
+    assert_eq!(source.check(&almost), NonceCheck::Unknown);
+}
