@@ -37,7 +37,9 @@ pub(crate) fn pack(bytes: &[u8]) -> Option<Packed> {
         le.copy_from_slice(chunk);
         *word = u64::from_le_bytes(le);
     }
-    (words != EMPTY).then_some(words)
+    // An OR over the words rather than `!=` on the array, which compiles to a call to `bcmp`.
+    let any = words.iter().fold(0u64, |acc, word| acc | word);
+    (any != 0).then_some(words)
 }
 
 /// A fresh random nonce ([`Nonce::generate`]), packed. Generated nonces always have
