@@ -29,6 +29,29 @@ pub trait Clock: Send + Sync + Debug {
     /// Time elapsed since 1970-01-01T00:00:00Z (negative before it).
     fn unix_time(&self) -> Duration;
 
+    /// How many of `marks` (times since the UNIX epoch, in ascending order) the clock has
+    /// reached: `0` when it reads before the first, `marks.len()` when it reads at or after the
+    /// last.
+    ///
+    /// Nonce sources call this on every check, with the bounds of their current window, so it is
+    /// on the hot path. The provided implementation compares [`unix_time`](Clock::unix_time)
+    /// with each mark; [`SystemClock`] overrides it to compare `SystemTime` values directly,
+    /// which skips a conversion that costs more than the rest of a check.
+    ///
+    /// ```
+    /// use dpop_nonce::{Clock, ManualClock};
+    /// use time::Duration;
+    ///
+    /// let clock = ManualClock::at_unix(Duration::seconds(15));
+    /// let marks = [Duration::seconds(10), Duration::seconds(15), Duration::seconds(20)];
+    /// assert_eq!(clock.marks_passed(&marks), 2);
+    /// ```
+    #[inline]
+    fn marks_passed(&self, marks: &[Duration]) -> usize {
+        let now = self.unix_time();
+        marks.iter().filter(|&&mark| mark <= now).count()
+    }
+
     /// The current instant as a UTC date and time. Saturates at the bounds of
     /// [`OffsetDateTime`] instead of panicking.
     fn now(&self) -> OffsetDateTime {
@@ -54,6 +77,21 @@ pub trait Clock: Send + Sync + Debug {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[inline]
+    fn marks_passed(&self, marks: &[Duration]) -> usize {
+        let now = SystemTime::now();
+        marks
+            .iter()
+            .filter(|&&mark| match std::time::Duration::try_from(mark) {
+                Ok(after_epoch) => UNIX_EPOCH
+                    .checked_add(after_epoch)
+                    .is_some_and(|at| at <= now),
+                // A mark before the epoch: compare the slow way (never on a sane system clock).
+                Err(_) => mark <= self.unix_time(),
+            })
+            .count()
+    }
+
     #[inline]
     fn unix_time(&self) -> Duration {
         match SystemTime::now().duration_since(UNIX_EPOCH) {
@@ -122,6 +160,11 @@ impl<C: Clock + ?Sized> Clock for &C {
     fn unix_time(&self) -> Duration {
         (**self).unix_time()
     }
+
+    #[inline]
+    fn marks_passed(&self, marks: &[Duration]) -> usize {
+        (**self).marks_passed(marks)
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Arc<C> {
@@ -129,11 +172,21 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn unix_time(&self) -> Duration {
         (**self).unix_time()
     }
+
+    #[inline]
+    fn marks_passed(&self, marks: &[Duration]) -> usize {
+        (**self).marks_passed(marks)
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Box<C> {
     #[inline]
     fn unix_time(&self) -> Duration {
         (**self).unix_time()
+    }
+
+    #[inline]
+    fn marks_passed(&self, marks: &[Duration]) -> usize {
+        (**self).marks_passed(marks)
     }
 }

@@ -37,9 +37,14 @@ pub(crate) fn pack(bytes: &[u8]) -> Option<Packed> {
         le.copy_from_slice(chunk);
         *word = u64::from_le_bytes(le);
     }
-    // An OR over the words rather than `!=` on the array, which compiles to a call to `bcmp`.
-    let any = words.iter().fold(0u64, |acc, word| acc | word);
-    (any != 0).then_some(words)
+    (!is_empty(&words)).then_some(words)
+}
+
+/// `true` for the empty slot ([`EMPTY`]). An OR over the words rather than `==` on the array,
+/// which compiles to a call to `bcmp`.
+#[inline]
+pub(crate) fn is_empty(words: &Packed) -> bool {
+    words.iter().fold(0u64, |acc, word| acc | word) == 0
 }
 
 /// A fresh random nonce ([`Nonce::generate`]), packed. Generated nonces always have

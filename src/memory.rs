@@ -5,7 +5,7 @@ use std::fmt;
 use time::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::ct::{self, EMPTY};
+use crate::ct;
 use crate::error::ConfigError;
 use crate::nonce::Nonce;
 use crate::rotation::Rotation;
@@ -95,7 +95,7 @@ impl<C: Clock> InMemoryNonceSource<C> {
         Self {
             clock,
             rotation,
-            cell: WindowCell::new(first),
+            cell: WindowCell::new(rotation, first),
         }
     }
 
@@ -119,8 +119,7 @@ impl<C: Clock> InMemoryNonceSource<C> {
     /// the stored one.
     #[inline]
     fn slots_now(&self) -> Slots<2> {
-        let now = self.clock.unix_time();
-        self.cell.forward_to(&self.rotation, now, |latest, target| {
+        self.cell.forward_to(&self.clock, |latest, target| {
             let mut next = Slots::empty(target);
             next.values[CURRENT] = ct::fresh_packed();
             if latest.window.checked_add(1) == Some(target) {
@@ -140,11 +139,16 @@ impl<C: Clock> NonceSource for InMemoryNonceSource<C> {
 
     #[inline]
     fn check(&self, claim: &str) -> NonceCheck {
-        let slots = self.slots_now();
         let Some(claim) = ct::pack(claim.as_bytes()) else {
             return NonceCheck::Unknown;
         };
-        match ct::matches(&claim, &slots.values) {
+        let mut compared = self.cell.compare(&claim);
+        if self.clock.marks_passed(&[compared.end()]) != 0 {
+            // The window may have ended: rotate if it has, then compare with what is stored.
+            self.slots_now();
+            compared = self.cell.compare(&claim);
+        }
+        match compared.hits {
             [true, _] => NonceCheck::Current,
             [false, true] => NonceCheck::Previous,
             [false, false] => NonceCheck::Unknown,
@@ -159,7 +163,7 @@ impl<C: fmt::Debug> fmt::Debug for InMemoryNonceSource<C> {
             .field("clock", &self.clock)
             .field("rotation", &self.rotation.interval())
             .field("window", &stored.window)
-            .field("has_previous", &(stored.values[PREVIOUS] != EMPTY))
+            .field("has_previous", &!ct::is_empty(&stored.values[PREVIOUS]))
             .finish_non_exhaustive()
     }
 }

@@ -202,23 +202,36 @@ impl<S: NonceSource> NonceValidator<S> {
         }
         match self.source.check(claim) {
             NonceCheck::Current => Ok(Accepted { refresh: None }),
-            NonceCheck::Previous => Ok(Accepted {
-                refresh: Some(self.source.issue()),
-            }),
-            NonceCheck::Unknown => {
-                // Only a refused claim is checked against the grammar: an accepted claim equals
-                // an issued nonce, which is well formed by construction.
-                let reason = if is_valid_nonce(claim.as_bytes()) {
-                    RejectReason::Mismatch
-                } else {
-                    RejectReason::Malformed
-                };
-                Err(self.refuse(reason, Some(claim)))
-            }
+            NonceCheck::Previous => Ok(self.refresh()),
+            NonceCheck::Unknown => Err(self.refuse_unknown(claim)),
         }
     }
 
-    /// Builds the refusal, with a fresh nonce that differs from the claim.
+    /// Accepts the previous nonce, handing out the current one (RFC 9449 §8.2).
+    #[inline(never)]
+    fn refresh(&self) -> Accepted {
+        Accepted {
+            refresh: Some(self.source.issue()),
+        }
+    }
+
+    /// Refuses a claim the source does not know. Only a refused claim is checked against the
+    /// grammar: an accepted claim equals an issued nonce, which is well formed by construction.
+    #[cold]
+    #[inline(never)]
+    fn refuse_unknown(&self, claim: &str) -> UseDpopNonce {
+        let reason = if is_valid_nonce(claim.as_bytes()) {
+            RejectReason::Mismatch
+        } else {
+            RejectReason::Malformed
+        };
+        self.refuse(reason, Some(claim))
+    }
+
+    /// Builds the refusal, with a fresh nonce that differs from the claim. Out of line: it is the
+    /// rare path, and keeping it apart keeps the accepting path small.
+    #[cold]
+    #[inline(never)]
     fn refuse(&self, reason: RejectReason, claim: Option<&str>) -> UseDpopNonce {
         let nonce = self.source.issue();
         let Some(claim) = claim else {

@@ -9,43 +9,123 @@
 
 use std::array;
 use std::hint;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering, fence};
 
 use parking_lot::Mutex;
+use subtle::ConstantTimeEq as _;
 use time::Duration;
 
+use crate::clock::Clock;
 use crate::ct::{EMPTY, Packed, WORDS};
 use crate::rotation::Rotation;
 
-/// What a [`WindowCell`] holds: the window its slots belong to, and the slots.
+/// What a [`WindowCell`] holds: the window its slots belong to, when that window starts and
+/// ends, and the slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Slots<const N: usize> {
     pub(crate) window: i64,
+    /// Start of the window, as time since the UNIX epoch. Set by the cell from its rotation.
+    pub(crate) start: Duration,
+    /// End of the window (exclusive). Set by the cell from its rotation.
+    pub(crate) end: Duration,
     pub(crate) values: [Packed; N],
 }
 
 impl<const N: usize> Slots<N> {
-    /// Slots for `window` with every value empty.
+    /// Slots for `window` with every value empty. The cell fills in the window's bounds when it
+    /// stores them.
     pub(crate) const fn empty(window: i64) -> Self {
         Self {
             window,
+            start: Duration::ZERO,
+            end: Duration::ZERO,
             values: [EMPTY; N],
         }
     }
 }
 
+/// What [`WindowCell::compare`] found: which slots equal the claim, and the bounds of the
+/// window they belong to.
+///
+/// The bounds are kept as raw parts and turned into [`Duration`]s only when asked for, since
+/// that conversion costs more than the comparison itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Compared<const N: usize> {
+    start: (i64, i32),
+    end: (i64, i32),
+    pub(crate) hits: [bool; N],
+}
+
+impl<const N: usize> Compared<N> {
+    /// Start of the window the hits belong to.
+    #[inline]
+    pub(crate) fn start(&self) -> Duration {
+        Duration::new(self.start.0, self.start.1)
+    }
+
+    /// End (exclusive) of the window the hits belong to.
+    #[inline]
+    pub(crate) fn end(&self) -> Duration {
+        Duration::new(self.end.0, self.end.1)
+    }
+}
+
+/// A window bound kept in two atomics (whole seconds, and nanoseconds), so that reading it
+/// needs no arithmetic.
+struct AtomicBound {
+    seconds: AtomicI64,
+    nanoseconds: AtomicI32,
+}
+
+impl AtomicBound {
+    fn new(at: Duration) -> Self {
+        Self {
+            seconds: AtomicI64::new(at.whole_seconds()),
+            nanoseconds: AtomicI32::new(at.subsec_nanoseconds()),
+        }
+    }
+
+    #[inline]
+    fn load(&self) -> Duration {
+        let (seconds, nanoseconds) = self.load_parts();
+        Duration::new(seconds, nanoseconds)
+    }
+
+    #[inline]
+    fn load_parts(&self) -> (i64, i32) {
+        (
+            self.seconds.load(Ordering::Relaxed),
+            self.nanoseconds.load(Ordering::Relaxed),
+        )
+    }
+
+    fn store(&self, at: Duration) {
+        self.seconds.store(at.whole_seconds(), Ordering::Relaxed);
+        self.nanoseconds
+            .store(at.subsec_nanoseconds(), Ordering::Relaxed);
+    }
+}
+
 pub(crate) struct WindowCell<const N: usize> {
+    rotation: Rotation,
     sequence: AtomicU64,
     window: AtomicI64,
+    start: AtomicBound,
+    end: AtomicBound,
     values: [[AtomicU64; WORDS]; N],
     writer: Mutex<()>,
 }
 
 impl<const N: usize> WindowCell<N> {
-    pub(crate) fn new(initial: Slots<N>) -> Self {
+    /// A cell whose windows follow `rotation`, holding `initial`.
+    pub(crate) fn new(rotation: Rotation, initial: Slots<N>) -> Self {
+        let initial = bounded(rotation, initial);
         Self {
+            rotation,
             sequence: AtomicU64::new(0),
             window: AtomicI64::new(initial.window),
+            start: AtomicBound::new(initial.start),
+            end: AtomicBound::new(initial.end),
             values: initial.values.map(|words| words.map(AtomicU64::new)),
             writer: Mutex::new(()),
         }
@@ -59,12 +139,19 @@ impl<const N: usize> WindowCell<N> {
             let before = self.sequence.load(Ordering::Acquire);
             if before & 1 == 0 {
                 let window = self.window.load(Ordering::Relaxed);
+                let start = self.start.load();
+                let end = self.end.load();
                 let values = array::from_fn(|slot| {
                     array::from_fn(|word| self.values[slot][word].load(Ordering::Relaxed))
                 });
                 fence(Ordering::Acquire);
                 if self.sequence.load(Ordering::Relaxed) == before {
-                    return Slots { window, values };
+                    return Slots {
+                        window,
+                        start,
+                        end,
+                        values,
+                    };
                 }
             }
             spins = spins.wrapping_add(1);
@@ -76,23 +163,75 @@ impl<const N: usize> WindowCell<N> {
         }
     }
 
-    /// The slots for the window that contains `now`. When `now` lies in a later window than the
-    /// stored one, `rotate(latest, target)` builds the slots for window `target` under the writer
-    /// lock (only the first caller to see the new window does). When `now` lies in an earlier
+    /// Compares `claim` with every slot, reading the words straight from the cell rather than
+    /// copying the slots out first, and returns the hits with the bounds of the window they
+    /// belong to, all from one consistent read. Every slot is compared, always all of them,
+    /// with one `subtle` barrier per slot at the end ([`ct::matches`](crate::ct::matches)'s
+    /// method).
+    #[inline]
+    pub(crate) fn compare(&self, claim: &Packed) -> Compared<N> {
+        let mut spins = 0u32;
+        loop {
+            let before = self.sequence.load(Ordering::Acquire);
+            if before & 1 == 0 {
+                let start = self.start.load_parts();
+                let end = self.end.load_parts();
+                let diffs: [u64; N] = array::from_fn(|slot| {
+                    let mut diff = 0u64;
+                    for (word, cell) in claim.iter().zip(&self.values[slot]) {
+                        diff |= word ^ cell.load(Ordering::Relaxed);
+                    }
+                    diff
+                });
+                fence(Ordering::Acquire);
+                if self.sequence.load(Ordering::Relaxed) == before {
+                    return Compared {
+                        start,
+                        end,
+                        hits: diffs.map(|diff| bool::from(diff.ct_eq(&0))),
+                    };
+                }
+            }
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(64) {
+                std::thread::yield_now();
+            } else {
+                hint::spin_loop();
+            }
+        }
+    }
+
+    /// The slots for the window the clock reads now. When the clock reads a later window than
+    /// the stored one, `rotate(latest, target)` builds the slots for window `target` under the
+    /// writer lock (only the first caller to see the new window does). When it reads an earlier
     /// window (the clock stepped back), the stored slots are kept: a source never returns to an
     /// older window, so it never resurrects an old nonce.
+    ///
+    /// The common case costs one clock comparison against the stored window's end.
     #[inline]
     pub(crate) fn forward_to(
         &self,
-        rotation: &Rotation,
-        now: Duration,
+        clock: &impl Clock,
         rotate: impl FnOnce(&Slots<N>, i64) -> Slots<N>,
     ) -> Slots<N> {
         let stored = self.read();
-        if rotation.contains(stored.window, now) {
+        if clock.marks_passed(&[stored.end]) == 0 {
             return stored;
         }
-        let target = rotation.window_of(now);
+        self.move_forward(stored, clock, rotate)
+    }
+
+    /// The rare part of [`forward_to`](Self::forward_to), kept out of line so the common path
+    /// stays small.
+    #[cold]
+    #[inline(never)]
+    fn move_forward(
+        &self,
+        stored: Slots<N>,
+        clock: &impl Clock,
+        rotate: impl FnOnce(&Slots<N>, i64) -> Slots<N>,
+    ) -> Slots<N> {
+        let target = self.rotation.window_of(clock.unix_time());
         if target <= stored.window {
             return stored;
         }
@@ -108,11 +247,14 @@ impl<const N: usize> WindowCell<N> {
         let Some(next) = change(&current) else {
             return current;
         };
+        let next = bounded(self.rotation, next);
         let sequence = self.sequence.load(Ordering::Relaxed);
         self.sequence
             .store(sequence.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);
         self.window.store(next.window, Ordering::Relaxed);
+        self.start.store(next.start);
+        self.end.store(next.end);
         for (slot, words) in self.values.iter().zip(&next.values) {
             for (cell, word) in slot.iter().zip(words) {
                 cell.store(*word, Ordering::Relaxed);
@@ -121,6 +263,15 @@ impl<const N: usize> WindowCell<N> {
         self.sequence
             .store(sequence.wrapping_add(2), Ordering::Release);
         next
+    }
+}
+
+/// `slots` with the bounds of its window under `rotation`.
+fn bounded<const N: usize>(rotation: Rotation, slots: Slots<N>) -> Slots<N> {
+    Slots {
+        start: rotation.window_start(slots.window),
+        end: rotation.window_start(slots.window.saturating_add(1)),
+        ..slots
     }
 }
 
@@ -140,7 +291,8 @@ mod tests {
 
     #[test]
     fn readers_never_see_a_torn_write() {
-        let cell = Arc::new(WindowCell::<2>::new(Slots::empty(0)));
+        let rotation = Rotation::new(Duration::seconds(10)).unwrap();
+        let cell = Arc::new(WindowCell::<2>::new(rotation, Slots::empty(0)));
         let writer = {
             let cell = Arc::clone(&cell);
             std::thread::spawn(move || {
@@ -148,8 +300,8 @@ mod tests {
                     let word = i as u64;
                     cell.update(|_| {
                         Some(Slots {
-                            window: i,
                             values: [[word; WORDS], [word.wrapping_mul(3); WORDS]],
+                            ..Slots::empty(i)
                         })
                     });
                 }
@@ -164,6 +316,8 @@ mod tests {
             if seen.window > 0 {
                 assert_eq!(seen.values, [[word; WORDS], [word.wrapping_mul(3); WORDS]]);
             }
+            assert_eq!(seen.start, Duration::seconds(10 * seen.window));
+            assert_eq!(seen.end, Duration::seconds(10 * seen.window + 10));
         }
         writer.join().unwrap();
         assert_eq!(cell.read().window, 20_000);
@@ -171,9 +325,15 @@ mod tests {
 
     #[test]
     fn update_returning_none_changes_nothing() {
-        let cell = WindowCell::<1>::new(Slots::empty(7));
+        let rotation = Rotation::new(Duration::seconds(10)).unwrap();
+        let cell = WindowCell::<1>::new(rotation, Slots::empty(7));
+        let before = cell.read();
+        assert_eq!(
+            (before.window, before.start, before.end),
+            (7, Duration::seconds(70), Duration::seconds(80))
+        );
         let seen = cell.update(|_| None);
-        assert_eq!(seen, Slots::empty(7));
-        assert_eq!(cell.read(), Slots::empty(7));
+        assert_eq!(seen, before);
+        assert_eq!(cell.read(), before);
     }
 }

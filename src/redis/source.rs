@@ -12,7 +12,7 @@ use super::error::RedisSourceError;
 use super::health::Health;
 use super::keys;
 use crate::clock::{Clock, SystemClock};
-use crate::ct::{self, EMPTY, Packed};
+use crate::ct::{self, Packed};
 use crate::nonce::Nonce;
 use crate::rotation::Rotation;
 use crate::source::{NonceCheck, NonceSource};
@@ -169,7 +169,7 @@ impl<C: Clock> RedisNonceSource<C> {
     /// shared value (Redis failed for the current window). Does not call Redis.
     pub fn is_serving_fallback(&self) -> bool {
         let slots = self.cell.read();
-        slots.values[SHARED_CURRENT] == EMPTY
+        ct::is_empty(&slots.values[SHARED_CURRENT])
             && self.rotation.contains(slots.window, self.clock.unix_time())
     }
 
@@ -186,13 +186,13 @@ impl<C: Clock> RedisNonceSource<C> {
     /// [`RedisSourceError::Busy`] when another thread held the connection for a whole budget.
     pub fn refresh(&self) -> Result<(), RedisSourceError> {
         let slots = self.rotate_to_now();
-        if slots.values[SHARED_CURRENT] == EMPTY {
-            let want_previous = slots.values[SHARED_PREVIOUS] == EMPTY;
+        if ct::is_empty(&slots.values[SHARED_CURRENT]) {
+            let want_previous = ct::is_empty(&slots.values[SHARED_PREVIOUS]);
             self.fetch(slots.window, want_previous, Wait::Bounded, Backoff::Ignore)
                 .map_err(public_error)?;
         }
         let slots = self.cell.read();
-        if slots.values[SHARED_NEXT] == EMPTY
+        if ct::is_empty(&slots.values[SHARED_NEXT])
             && let Some(next) = slots.window.checked_add(1)
         {
             self.fetch(next, false, Wait::Bounded, Backoff::Ignore)
@@ -212,8 +212,7 @@ impl<C: Clock> RedisNonceSource<C> {
 
     /// The slots for the window the clock is in, rotating locally first (no Redis call).
     fn rotate_to_now(&self) -> Slots<SLOTS> {
-        let now = self.clock.unix_time();
-        self.cell.forward_to(&self.rotation, now, |latest, target| {
+        self.cell.forward_to(&self.clock, |latest, target| {
             let mut next = Slots::empty(target);
             if latest.window.checked_add(1) == Some(target) {
                 next.values[SHARED_CURRENT] = latest.values[SHARED_NEXT];
@@ -228,25 +227,23 @@ impl<C: Clock> RedisNonceSource<C> {
     /// fallback), and the next value prefetched when its time has come.
     #[inline]
     pub(super) fn slots_now(&self) -> Slots<SLOTS> {
-        let now = self.clock.unix_time();
-        let mut slots = self.cell.read();
-        let mut in_window = self.rotation.contains(slots.window, now);
-        if !in_window {
-            slots = self.rotate_to_now();
-            in_window = self.rotation.contains(slots.window, now);
-        }
-        if slots.values[SHARED_CURRENT] == EMPTY {
+        let slots = self.rotate_to_now();
+        if ct::is_empty(&slots.values[SHARED_CURRENT]) {
             return self.fill_current(slots);
         }
-        if in_window
-            && slots.values[SHARED_NEXT] == EMPTY
-            && !self
-                .rotation
-                .contains(slots.window, now.saturating_add(self.prefetch_lead))
-            && let Some(next) = slots.window.checked_add(1)
-        {
-            // Best effort: never waits for another thread, never during a back-off.
-            let _ = self.fetch(next, false, Wait::No, Backoff::Respect);
+        if ct::is_empty(&slots.values[SHARED_NEXT]) {
+            let prefetch_from = slots.end.saturating_sub(self.prefetch_lead);
+            // Within the stored window (the clock did not step back) and in its last
+            // `prefetch_lead`: time to fetch the next value.
+            let passed = self
+                .clock
+                .marks_passed(&[slots.start, prefetch_from, slots.end]);
+            if passed == 2
+                && let Some(next) = slots.window.checked_add(1)
+            {
+                // Best effort: never waits for another thread, never during a back-off.
+                let _ = self.fetch(next, false, Wait::No, Backoff::Respect);
+            }
         }
         slots
     }
@@ -262,20 +259,22 @@ impl<C: Clock> RedisNonceSource<C> {
         } else {
             Backoff::Respect
         };
-        let want_previous = slots.values[SHARED_PREVIOUS] == EMPTY;
+        let want_previous = ct::is_empty(&slots.values[SHARED_PREVIOUS]);
         let _ = self.fetch(window, want_previous, Wait::Bounded, backoff);
         let latest = self.cell.read();
-        if latest.values[SHARED_CURRENT] != EMPTY || latest.values[LOCAL_CURRENT] != EMPTY {
+        if !ct::is_empty(&latest.values[SHARED_CURRENT])
+            || !ct::is_empty(&latest.values[LOCAL_CURRENT])
+        {
             return latest;
         }
         self.cell.update(|latest| {
-            (latest.values[SHARED_CURRENT] == EMPTY && latest.values[LOCAL_CURRENT] == EMPTY).then(
-                || {
-                    let mut next = *latest;
-                    next.values[LOCAL_CURRENT] = ct::fresh_packed();
-                    next
-                },
-            )
+            (ct::is_empty(&latest.values[SHARED_CURRENT])
+                && ct::is_empty(&latest.values[LOCAL_CURRENT]))
+            .then(|| {
+                let mut next = *latest;
+                next.values[LOCAL_CURRENT] = ct::fresh_packed();
+                next
+            })
         })
     }
 
@@ -327,9 +326,9 @@ impl<C: Clock> RedisNonceSource<C> {
     fn has_shared(&self, window: i64) -> bool {
         let latest = self.cell.read();
         if latest.window == window {
-            latest.values[SHARED_CURRENT] != EMPTY
+            !ct::is_empty(&latest.values[SHARED_CURRENT])
         } else if latest.window.checked_add(1) == Some(window) {
-            latest.values[SHARED_NEXT] != EMPTY
+            !ct::is_empty(&latest.values[SHARED_NEXT])
         } else {
             false
         }
@@ -347,7 +346,7 @@ impl<C: Clock> RedisNonceSource<C> {
             } else {
                 return None;
             };
-            (latest.values[slot] == EMPTY).then(|| {
+            (ct::is_empty(&latest.values[slot])).then(|| {
                 let mut next = *latest;
                 next.values[slot] = value;
                 next
@@ -383,7 +382,7 @@ fn public_error(err: CallError) -> RedisSourceError {
 impl<C: Clock> NonceSource for RedisNonceSource<C> {
     fn issue(&self) -> Nonce {
         let slots = self.slots_now();
-        let slot = if slots.values[SHARED_CURRENT] != EMPTY {
+        let slot = if !ct::is_empty(&slots.values[SHARED_CURRENT]) {
             SHARED_CURRENT
         } else {
             LOCAL_CURRENT
@@ -408,7 +407,7 @@ impl<C: Clock> NonceSource for RedisNonceSource<C> {
             return NonceCheck::Unknown;
         };
         let hit = ct::matches(&claim, &slots.values);
-        let serving_shared = slots.values[SHARED_CURRENT] != EMPTY;
+        let serving_shared = !ct::is_empty(&slots.values[SHARED_CURRENT]);
         // The fallback is current only while it is what this replica hands out; once the
         // shared value is back, a client holding the fallback is moved over (RFC 9449 §8.2).
         if hit[SHARED_CURRENT] | hit[SHARED_NEXT] | (hit[LOCAL_CURRENT] & !serving_shared) {
@@ -432,7 +431,7 @@ impl<C: fmt::Debug> fmt::Debug for RedisNonceSource<C> {
             .field("window", &stored.window)
             .field(
                 "serving_fallback",
-                &(stored.values[SHARED_CURRENT] == EMPTY),
+                &(ct::is_empty(&stored.values[SHARED_CURRENT])),
             )
             .field("connector", &self.connector)
             .finish_non_exhaustive()
