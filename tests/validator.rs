@@ -202,7 +202,9 @@ fn a_claim_of_nul_bytes_never_matches_an_empty_previous_slot() {
     let nul = "\0".repeat(Nonce::GENERATED_LEN);
     let (_, source) = manual_source();
     assert_eq!(source.check(&nul), NonceCheck::Unknown);
-    let refused = NonceValidator::new(&source).validate(Some(&nul)).unwrap_err();
+    let refused = NonceValidator::new(&source)
+        .validate(Some(&nul))
+        .unwrap_err();
     assert_eq!(refused.reason(), RejectReason::Malformed);
 
     let mut almost = vec![0u8; Nonce::GENERATED_LEN];
