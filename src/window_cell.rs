@@ -131,27 +131,20 @@ impl<const N: usize> WindowCell<N> {
         }
     }
 
-    /// A consistent copy of the slots. Never blocks on a lock; retries while a write is under way.
+    /// Runs `read` over the cell's atomics until it ran during no write, and returns what that
+    /// run returned: the sequence-lock protocol, in one place. `read` may see a torn state on a
+    /// run that is then thrown away, so it must only load and compute, never act. Never blocks on
+    /// a lock; spins (and then yields) while a write is under way.
     #[inline]
-    pub(crate) fn read(&self) -> Slots<N> {
+    fn consistent<T>(&self, read: impl Fn(&Self) -> T) -> T {
         let mut spins = 0u32;
         loop {
             let before = self.sequence.load(Ordering::Acquire);
             if before & 1 == 0 {
-                let window = self.window.load(Ordering::Relaxed);
-                let start = self.start.load();
-                let end = self.end.load();
-                let values = array::from_fn(|slot| {
-                    array::from_fn(|word| self.values[slot][word].load(Ordering::Relaxed))
-                });
+                let seen = read(self);
                 fence(Ordering::Acquire);
                 if self.sequence.load(Ordering::Relaxed) == before {
-                    return Slots {
-                        window,
-                        start,
-                        end,
-                        values,
-                    };
+                    return seen;
                 }
             }
             spins = spins.wrapping_add(1);
@@ -163,6 +156,19 @@ impl<const N: usize> WindowCell<N> {
         }
     }
 
+    /// A consistent copy of the slots.
+    #[inline]
+    pub(crate) fn read(&self) -> Slots<N> {
+        self.consistent(|cell| Slots {
+            window: cell.window.load(Ordering::Relaxed),
+            start: cell.start.load(),
+            end: cell.end.load(),
+            values: array::from_fn(|slot| {
+                array::from_fn(|word| cell.values[slot][word].load(Ordering::Relaxed))
+            }),
+        })
+    }
+
     /// Compares `claim` with every slot, reading the words straight from the cell rather than
     /// copying the slots out first, and returns the hits with the bounds of the window they
     /// belong to, all from one consistent read. Every slot is compared, always all of them,
@@ -170,34 +176,20 @@ impl<const N: usize> WindowCell<N> {
     /// method).
     #[inline]
     pub(crate) fn compare(&self, claim: &Packed) -> Compared<N> {
-        let mut spins = 0u32;
-        loop {
-            let before = self.sequence.load(Ordering::Acquire);
-            if before & 1 == 0 {
-                let start = self.start.load_parts();
-                let end = self.end.load_parts();
-                let diffs: [u64; N] = array::from_fn(|slot| {
-                    let mut diff = 0u64;
-                    for (word, cell) in claim.iter().zip(&self.values[slot]) {
-                        diff |= word ^ cell.load(Ordering::Relaxed);
-                    }
-                    diff
-                });
-                fence(Ordering::Acquire);
-                if self.sequence.load(Ordering::Relaxed) == before {
-                    return Compared {
-                        start,
-                        end,
-                        hits: diffs.map(|diff| bool::from(diff.ct_eq(&0))),
-                    };
+        let (start, end, diffs) = self.consistent(|cell| {
+            let diffs: [u64; N] = array::from_fn(|slot| {
+                let mut diff = 0u64;
+                for (word, atomic) in claim.iter().zip(&cell.values[slot]) {
+                    diff |= word ^ atomic.load(Ordering::Relaxed);
                 }
-            }
-            spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(64) {
-                std::thread::yield_now();
-            } else {
-                hint::spin_loop();
-            }
+                diff
+            });
+            (cell.start.load_parts(), cell.end.load_parts(), diffs)
+        });
+        Compared {
+            start,
+            end,
+            hits: diffs.map(|diff| bool::from(diff.ct_eq(&0))),
         }
     }
 
