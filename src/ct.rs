@@ -1,10 +1,10 @@
-//! Constant-time comparison of a claim against stored nonces.
+//! Packing nonces into whole words, and constant-time equality of byte strings.
 //!
-//! The claim is packed into whole `u64` words once, XORed against every candidate, the
-//! differences OR-accumulated, and each accumulator passed through one `subtle` barrier at the
-//! end. No candidate is skipped and no loop exits early on a difference. Only the *length* of a
-//! claim may end the comparison early, since the length of every nonce the crate hands out is
-//! public.
+//! A claim is packed into `u64` words once, so that comparing it with a stored nonce is a
+//! handful of XORs. The comparison against every stored nonce of a source happens in
+//! `WindowCell::compare`: XOR, OR-accumulate, one `subtle` barrier per candidate at the end, no
+//! candidate skipped and no early exit on a difference. Only the *length* of a claim may end a
+//! comparison early, since the length of every nonce the crate hands out is public.
 
 use subtle::ConstantTimeEq as _;
 
@@ -67,22 +67,6 @@ pub(crate) fn unpack(words: &Packed) -> Option<Nonce> {
     crate::nonce::is_valid_nonce(bytes).then(|| Nonce::from_checked(bytes))
 }
 
-/// Compares `claim` with every slot, always all of them, and returns which ones are equal.
-///
-/// Empty slots never match, since a packed claim is never all zeros.
-#[inline]
-pub(crate) fn matches<const N: usize>(claim: &Packed, slots: &[Packed; N]) -> [bool; N] {
-    let mut found = [false; N];
-    for (hit, slot) in found.iter_mut().zip(slots) {
-        let mut diff = 0u64;
-        for (a, b) in claim.iter().zip(slot) {
-            diff |= a ^ b;
-        }
-        *hit = bool::from(diff.ct_eq(&0));
-    }
-    found
-}
-
 /// Constant-time equality of two byte strings of any length. The lengths are compared first and
 /// may end the comparison early; the contents never do.
 pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
@@ -125,23 +109,12 @@ mod tests {
     }
 
     #[test]
-    fn an_all_nul_claim_never_matches_an_empty_slot() {
+    fn an_all_nul_claim_does_not_pack() {
         let nul = [0u8; Nonce::GENERATED_LEN];
         assert_eq!(pack(&nul), None);
         let mut one = nul;
         one[Nonce::GENERATED_LEN - 1] = 1;
-        let packed = pack(&one).expect("not all zeros");
-        assert_eq!(matches(&packed, &[EMPTY, EMPTY]), [false, false]);
-    }
-
-    #[test]
-    fn matches_checks_every_slot_and_never_an_empty_one() {
-        let a = pack(Nonce::generate().as_bytes()).unwrap();
-        let b = pack(Nonce::generate().as_bytes()).unwrap();
-        assert_eq!(matches(&a, &[a, b]), [true, false]);
-        assert_eq!(matches(&b, &[a, b]), [false, true]);
-        assert_eq!(matches(&a, &[EMPTY, EMPTY]), [false, false]);
-        assert_eq!(matches(&a, &[a, a]), [true, true]);
+        assert!(pack(&one).is_some_and(|packed| !is_empty(&packed)));
     }
 
     #[test]

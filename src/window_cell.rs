@@ -54,6 +54,8 @@ pub(crate) struct Compared<const N: usize> {
     start: (i64, i32),
     end: (i64, i32),
     pub(crate) hits: [bool; N],
+    /// Which slots hold a value (are not [`EMPTY`]). Whether a slot is empty is not secret.
+    pub(crate) filled: [bool; N],
 }
 
 impl<const N: usize> Compared<N> {
@@ -171,25 +173,29 @@ impl<const N: usize> WindowCell<N> {
 
     /// Compares `claim` with every slot, reading the words straight from the cell rather than
     /// copying the slots out first, and returns the hits with the bounds of the window they
-    /// belong to, all from one consistent read. Every slot is compared, always all of them,
-    /// with one `subtle` barrier per slot at the end ([`ct::matches`](crate::ct::matches)'s
-    /// method).
+    /// belong to, all from one consistent read. Every slot is compared, always all of them: the
+    /// words are XORed and OR-accumulated with no early exit, and each slot's accumulator goes
+    /// through one `subtle` barrier at the end. Empty slots never match, since a packed claim is
+    /// never all zeros.
     #[inline]
     pub(crate) fn compare(&self, claim: &Packed) -> Compared<N> {
         let (start, end, diffs) = self.consistent(|cell| {
-            let diffs: [u64; N] = array::from_fn(|slot| {
-                let mut diff = 0u64;
+            let diffs: [(u64, u64); N] = array::from_fn(|slot| {
+                let (mut diff, mut any) = (0u64, 0u64);
                 for (word, atomic) in claim.iter().zip(&cell.values[slot]) {
-                    diff |= word ^ atomic.load(Ordering::Relaxed);
+                    let stored = atomic.load(Ordering::Relaxed);
+                    diff |= word ^ stored;
+                    any |= stored;
                 }
-                diff
+                (diff, any)
             });
             (cell.start.load_parts(), cell.end.load_parts(), diffs)
         });
         Compared {
             start,
             end,
-            hits: diffs.map(|diff| bool::from(diff.ct_eq(&0))),
+            hits: diffs.map(|(diff, _)| bool::from(diff.ct_eq(&0))),
+            filled: diffs.map(|(_, any)| any != 0),
         }
     }
 
@@ -313,6 +319,32 @@ mod tests {
         }
         writer.join().unwrap();
         assert_eq!(cell.read().window, 20_000);
+    }
+
+    #[test]
+    fn compare_checks_every_slot_and_never_matches_an_empty_one() {
+        use crate::ct::pack;
+        use crate::nonce::Nonce;
+        let rotation = Rotation::new(Duration::seconds(10)).unwrap();
+        let a = pack(Nonce::generate().as_bytes()).unwrap();
+        let b = pack(Nonce::generate().as_bytes()).unwrap();
+        let cell = WindowCell::<3>::new(
+            rotation,
+            Slots {
+                values: [a, b, EMPTY],
+                ..Slots::empty(4)
+            },
+        );
+        let seen = cell.compare(&a);
+        assert_eq!(seen.hits, [true, false, false]);
+        assert_eq!(seen.filled, [true, true, false]);
+        assert_eq!(
+            (seen.start(), seen.end()),
+            (Duration::seconds(40), Duration::seconds(50))
+        );
+        assert_eq!(cell.compare(&b).hits, [false, true, false]);
+        let other = pack(Nonce::generate().as_bytes()).unwrap();
+        assert_eq!(cell.compare(&other).hits, [false, false, false]);
     }
 
     #[test]

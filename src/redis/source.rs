@@ -402,12 +402,24 @@ impl<C: Clock> NonceSource for RedisNonceSource<C> {
 
     #[inline]
     fn check(&self, claim: &str) -> NonceCheck {
-        let slots = self.slots_now();
         let Some(claim) = ct::pack(claim.as_bytes()) else {
             return NonceCheck::Unknown;
         };
-        let hit = ct::matches(&claim, &slots.values);
-        let serving_shared = !ct::is_empty(&slots.values[SHARED_CURRENT]);
+        // Compare straight from the cache. Anything other than the steady state (inside the
+        // window, before the prefetch time, with the shared value present) goes through
+        // `slots_now`, which rotates, fetches or prefetches, and the claim is compared again.
+        let mut compared = self.cell.compare(&claim);
+        let end = compared.end();
+        let prefetch_from = end.saturating_sub(self.prefetch_lead);
+        let passed = self
+            .clock
+            .marks_passed(&[compared.start(), prefetch_from, end]);
+        if passed != 1 || !compared.filled[SHARED_CURRENT] {
+            self.slots_now();
+            compared = self.cell.compare(&claim);
+        }
+        let hit = compared.hits;
+        let serving_shared = compared.filled[SHARED_CURRENT];
         // The fallback is current only while it is what this replica hands out; once the
         // shared value is back, a client holding the fallback is moved over (RFC 9449 §8.2).
         if hit[SHARED_CURRENT] | hit[SHARED_NEXT] | (hit[LOCAL_CURRENT] & !serving_shared) {
