@@ -241,18 +241,17 @@ impl<C: Clock> DerivedNonceSource<C> {
         let Some(claim) = ct::pack(claim.as_bytes()) else {
             return NonceCheck::Unknown;
         };
-        // Compare straight from the cache, then make sure the cached window is the clock's.
+        // Compare straight from the cache. In the steady part of the window (after its start,
+        // before the skew tolerance begins) that is all; anywhere else `slots_now` moves to the
+        // clock's window and tells whether the next window's nonce counts, and the claim is
+        // compared again.
         let mut compared = cell.compare(&claim);
-        let end = compared.end();
-        let mut passed =
-            self.clock
-                .marks_passed(&[compared.start(), end.saturating_sub(self.skew), end]);
-        if passed == 0 || passed == 3 {
-            let (_, near_end) = self.slots_now(cell);
+        let near_end_from = compared.end().saturating_sub(self.skew);
+        let mut near_end = false;
+        if self.clock.marks_passed(&[compared.start(), near_end_from]) != 1 {
+            near_end = self.slots_now(cell).1;
             compared = cell.compare(&claim);
-            passed = if near_end { 2 } else { 1 };
         }
-        let near_end = passed >= 2;
         let hits = compared.hits;
         let mut current = false;
         let mut previous = false;

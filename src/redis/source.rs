@@ -409,11 +409,8 @@ impl<C: Clock> NonceSource for RedisNonceSource<C> {
         // window, before the prefetch time, with the shared value present) goes through
         // `slots_now`, which rotates, fetches or prefetches, and the claim is compared again.
         let mut compared = self.cell.compare(&claim);
-        let end = compared.end();
-        let prefetch_from = end.saturating_sub(self.prefetch_lead);
-        let passed = self
-            .clock
-            .marks_passed(&[compared.start(), prefetch_from, end]);
+        let prefetch_from = compared.end().saturating_sub(self.prefetch_lead);
+        let passed = self.clock.marks_passed(&[compared.start(), prefetch_from]);
         if passed != 1 || !compared.filled[SHARED_CURRENT] {
             self.slots_now();
             compared = self.cell.compare(&claim);
