@@ -25,8 +25,8 @@
 use std::sync::Arc;
 
 use dpop_nonce::{
-    Clock, InMemoryNonceSource, ManualClock, Nonce, NonceSource, NonceValidator, RejectReason,
-    Requirement,
+    Accepted, Clock, InMemoryNonceSource, ManualClock, Nonce, NonceSource, NonceValidator,
+    RejectReason, Requirement, UseDpopNonce,
 };
 use libfuzzer_sys::fuzz_target;
 use time::Duration;
@@ -121,21 +121,38 @@ fn check_outcome<S: NonceSource>(
     requirement: Requirement,
 ) {
     let outcome = validator.validate(claim);
+    let previous = model.previous.as_ref();
+    assert_outcome(outcome, claim, requirement, &model.current, |claim| {
+        (
+            model.current == claim,
+            previous.is_some_and(|p| *p == claim),
+        )
+    });
+}
+
+/// Checks an outcome of `validate` against what a model says: `current` is the nonce handed out
+/// now, and `issued(claim)` tells whether the claim is accepted as current and as previous.
+fn assert_outcome(
+    outcome: Result<Accepted, UseDpopNonce>,
+    claim: Option<&str>,
+    requirement: Requirement,
+    current: &Nonce,
+    issued: impl Fn(&str) -> (bool, bool),
+) {
     let Some(claim) = claim else {
         match (requirement, outcome) {
             (Requirement::Required, Err(refused)) => {
                 assert_eq!(refused.reason(), RejectReason::Missing);
-                assert!(*refused.nonce() == model.current);
+                assert!(refused.nonce() == current);
             }
             (Requirement::Optional, Ok(accepted)) => {
-                assert!(accepted.refresh() == Some(&model.current));
+                assert!(accepted.refresh() == Some(current));
             }
             (requirement, outcome) => panic!("{requirement:?} and no claim gave {outcome:?}"),
         }
         return;
     };
-    let is_current = model.current == claim;
-    let is_previous = model.previous.as_ref().is_some_and(|p| *p == claim);
+    let (is_current, is_previous) = issued(claim);
     match outcome {
         Ok(accepted) => {
             assert!(
@@ -145,7 +162,7 @@ fn check_outcome<S: NonceSource>(
             if is_current {
                 assert!(accepted.refresh().is_none());
             } else {
-                assert!(accepted.refresh() == Some(&model.current));
+                assert!(accepted.refresh() == Some(current));
             }
         }
         Err(refused) => {
@@ -159,10 +176,7 @@ fn check_outcome<S: NonceSource>(
             );
             assert!(refused.nonce().as_str() != claim);
             let reparsed = Nonce::parse(refused.nonce().as_str()).expect("the fresh nonce parses");
-            assert!(
-                reparsed == model.current,
-                "the fresh nonce is the current one"
-            );
+            assert!(reparsed == *current, "the fresh nonce is the current one");
             let well_formed =
                 !claim.is_empty() && claim.len() <= Nonce::MAX_LEN && claim.bytes().all(nqchar);
             let expected = if well_formed {
@@ -324,53 +338,11 @@ mod extra {
             _ => None,
         };
         let outcome = validator.validate(claim.as_deref());
-        let Some(claim) = claim.as_deref() else {
-            match (requirement, outcome) {
-                (Requirement::Required, Err(refused)) => {
-                    assert_eq!(refused.reason(), RejectReason::Missing);
-                    assert!(*refused.nonce() == current);
-                }
-                (Requirement::Optional, Ok(accepted)) => {
-                    assert!(accepted.refresh() == Some(&current));
-                }
-                (requirement, outcome) => panic!("{requirement:?} and no claim gave {outcome:?}"),
-            }
-            return;
-        };
-        let is_current = current == claim || (near_end && next == claim);
-        let is_previous = previous == claim;
-        match outcome {
-            Ok(accepted) => {
-                assert!(
-                    is_current || is_previous,
-                    "derived accepted a claim never issued: {claim:?}"
-                );
-                if is_current {
-                    assert!(accepted.refresh().is_none());
-                } else {
-                    assert!(accepted.refresh() == Some(&current));
-                }
-            }
-            Err(refused) => {
-                assert!(
-                    !is_current && !is_previous,
-                    "derived refused a valid nonce: {claim:?}"
-                );
-                assert!(
-                    *refused.nonce() != *claim,
-                    "the fresh nonce repeats the claim"
-                );
-                assert!(Nonce::parse(refused.nonce().as_str()).is_ok());
-                assert!(*refused.nonce() == current);
-                let well_formed =
-                    !claim.is_empty() && claim.len() <= Nonce::MAX_LEN && claim.bytes().all(nqchar);
-                let expected = if well_formed {
-                    RejectReason::Mismatch
-                } else {
-                    RejectReason::Malformed
-                };
-                assert_eq!(refused.reason(), expected, "claim {claim:?}");
-            }
-        }
+        assert_outcome(outcome, claim.as_deref(), requirement, &current, |claim| {
+            (
+                current == claim || (near_end && next == claim),
+                previous == claim,
+            )
+        });
     }
 }
