@@ -2,13 +2,13 @@
 //!
 //! A claim is packed into `u64` words once, so that comparing it with a stored nonce is a
 //! handful of XORs. The comparison against every stored nonce of a source happens in
-//! `WindowCell::compare`: XOR, OR-accumulate, one `subtle` barrier per candidate at the end, no
-//! candidate skipped and no early exit on a difference. Only the *length* of a claim may end a
+//! `WindowCell::compare`: XOR, OR-accumulate, one `subtle` barrier over all candidates at the end,
+//! no candidate skipped and no early exit on a difference. Only the *length* of a claim may end a
 //! comparison early, since the length of every nonce the crate hands out is public.
 
 use subtle::ConstantTimeEq as _;
 
-use crate::nonce::Nonce;
+use crate::nonce::{INLINE_CAP, Nonce};
 
 /// Words in a packed nonce: [`Nonce::GENERATED_LEN`] bytes rounded up to whole `u64`s.
 pub(crate) const WORDS: usize = Nonce::GENERATED_LEN.div_ceil(8);
@@ -16,6 +16,10 @@ pub(crate) const WORDS: usize = Nonce::GENERATED_LEN.div_ceil(8);
 /// A generated nonce packed into little-endian words, zero padded. All zeros means "no nonce":
 /// a packed nonce always has a non-zero first word, because NQCHARs are non-zero.
 pub(crate) type Packed = [u64; WORDS];
+
+// A packed nonce is exactly as long as the inline storage of a `Nonce`, so `unpack` builds one
+// from its words without copying bytes around.
+const _: () = assert!(WORDS * 8 == INLINE_CAP && Nonce::GENERATED_LEN <= INLINE_CAP);
 
 /// The packed value that stands for an empty slot.
 pub(crate) const EMPTY: Packed = [0; WORDS];
@@ -47,24 +51,41 @@ pub(crate) fn is_empty(words: &Packed) -> bool {
     words.iter().fold(0u64, |acc, word| acc | word) == 0
 }
 
+/// Packs a nonce for storing in a slot: `None` unless it has [`Nonce::GENERATED_LEN`] bytes.
+///
+/// Slots are filled only through this function, so every non-empty slot holds the bytes of a
+/// [`Nonce`]: NQCHARs, checked once when the `Nonce` was made. That is what lets [`unpack`] skip
+/// the grammar check.
+#[inline]
+pub(crate) fn pack_nonce(nonce: &Nonce) -> Option<Packed> {
+    pack(nonce.as_bytes())
+}
+
 /// A fresh random nonce ([`Nonce::generate`]), packed. Generated nonces always have
 /// [`Nonce::GENERATED_LEN`] bytes, so packing cannot fail; the fallback only keeps the path free
 /// of panics, and an empty slot matches nothing.
 pub(crate) fn fresh_packed() -> Packed {
-    pack(Nonce::generate().as_bytes()).unwrap_or(EMPTY)
+    pack_nonce(&Nonce::generate()).unwrap_or(EMPTY)
 }
 
-/// Turns a packed, non-empty slot back into a [`Nonce`].
+/// Turns a non-empty slot back into a [`Nonce`]; `None` for an empty slot.
+///
+/// The bytes are not checked against the grammar again: a slot is filled only by [`pack_nonce`],
+/// from a `Nonce`. Skipping the check is not only cheaper. The check branches on each byte, and
+/// it would run on the stored nonce in every refusal, right after the same check ran on the
+/// claim: the branch predictor then carries over from one to the other, and the time of a
+/// refusal depends on how alike the claim and the stored nonce are. The constant-time test
+/// (`benches/constant_time.rs`) measured exactly that before this function stopped checking.
+#[inline]
 pub(crate) fn unpack(words: &Packed) -> Option<Nonce> {
-    if *words == EMPTY {
+    if is_empty(words) {
         return None;
     }
-    let mut padded = [0u8; WORDS * 8];
+    let mut padded = [0u8; INLINE_CAP];
     for (chunk, word) in padded.chunks_exact_mut(8).zip(words) {
         chunk.copy_from_slice(&word.to_le_bytes());
     }
-    let bytes = &padded[..Nonce::GENERATED_LEN];
-    crate::nonce::is_valid_nonce(bytes).then(|| Nonce::from_checked(bytes))
+    Some(Nonce::from_inline(padded))
 }
 
 /// Constant-time equality of two byte strings of any length. The lengths are compared first and

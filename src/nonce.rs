@@ -15,7 +15,7 @@ use crate::error::NonceError;
 const RANDOM_BYTES: usize = 32;
 
 /// Longest value kept inline, without a heap allocation.
-const INLINE_CAP: usize = 48;
+pub(crate) const INLINE_CAP: usize = 48;
 
 /// A DPoP nonce: 1 to [`Nonce::MAX_LEN`] characters, each an NQCHAR
 /// (`%x21 / %x23-5B / %x5D-7E`, RFC 9449 §8.1).
@@ -124,6 +124,18 @@ impl Nonce {
         Self::from_checked(&encoded[..written])
     }
 
+    /// A generated-length nonce from the first [`Nonce::GENERATED_LEN`] bytes of `inline`,
+    /// already known to be NQCHARs, kept as they are with no copy. The bytes after them are
+    /// never read.
+    #[inline]
+    pub(crate) fn from_inline(inline: [u8; INLINE_CAP]) -> Self {
+        debug_assert!(inline[..Self::GENERATED_LEN].iter().all(|&b| is_nqchar(b)));
+        Self(Repr::Inline {
+            len: Self::GENERATED_LEN as u8,
+            bytes: inline,
+        })
+    }
+
     /// Wraps bytes already known to be 1..=MAX_LEN NQCHARs.
     pub(crate) fn from_checked(bytes: &[u8]) -> Self {
         debug_assert!(!bytes.is_empty() && bytes.len() <= Self::MAX_LEN);
@@ -177,7 +189,11 @@ impl Nonce {
 /// assert!(!is_nqchar(b' ') && !is_nqchar(b'"') && !is_nqchar(b'\\') && !is_nqchar(0x7f));
 /// ```
 pub const fn is_nqchar(byte: u8) -> bool {
-    matches!(byte, 0x21 | 0x23..=0x5b | 0x5d..=0x7e)
+    // %x21-7E less `"` and `\`, as three tests joined by `&` rather than `||`: the compiled
+    // check has no branch on the byte, so checking a value takes the same time whatever it holds.
+    // (With branches, the refusal path measured slower for claims that were more alike the
+    // current nonce, through the branch predictor.)
+    (byte.wrapping_sub(0x21) < 0x7f - 0x21) & (byte != b'"') & (byte != b'\\')
 }
 
 /// `true` when every byte of `value` is an NQCHAR and it is 1..=[`Nonce::MAX_LEN`] long; the

@@ -45,7 +45,7 @@ impl Secret {
         mac.update(&window.to_be_bytes());
         // The nonce is public once issued, so the tag needs no wiping.
         let tag: [u8; 32] = mac.finalize().into_bytes().into();
-        ct::pack(Nonce::from_random_bytes(&tag).as_bytes()).unwrap_or(EMPTY)
+        ct::pack_nonce(&Nonce::from_random_bytes(&tag)).unwrap_or(EMPTY)
     }
 }
 

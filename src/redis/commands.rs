@@ -66,12 +66,55 @@ fn parse_nonce(reply: Value) -> RedisResult<Packed> {
             )));
         }
     };
-    ct::pack(&bytes)
-        .filter(|packed| ct::unpack(packed).is_some())
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|text| Nonce::parse(text).ok())
+        .and_then(|nonce| ct::pack_nonce(&nonce))
         .ok_or_else(|| {
             RedisError::from((
                 ErrorKind::Parse,
                 "the nonce key holds a value this crate did not make",
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(bytes: &[u8]) -> Value {
+        Value::BulkString(bytes.to_vec())
+    }
+
+    #[test]
+    fn a_generated_nonce_is_read_back_as_it_was_written() {
+        let nonce = Nonce::generate();
+        let packed = parse_nonce(bulk(nonce.as_bytes())).expect("a generated nonce parses");
+        assert_eq!(ct::unpack(&packed), Some(nonce.clone()));
+        let simple = parse_nonce(Value::SimpleString(nonce.to_string())).expect("simple string");
+        assert_eq!(simple, packed);
+    }
+
+    #[test]
+    fn values_this_crate_did_not_make_are_refused() {
+        let mut spaced = Nonce::generate().as_bytes().to_vec();
+        spaced[20] = b' ';
+        let mut quoted = Nonce::generate().as_bytes().to_vec();
+        quoted[42] = b'"';
+        let mut latin = Nonce::generate().as_bytes().to_vec();
+        latin[0] = 0xe9;
+        let refused: [&[u8]; 6] = [
+            &[0u8; Nonce::GENERATED_LEN],
+            &spaced,
+            &quoted,
+            &latin,
+            &[b'a'; Nonce::GENERATED_LEN - 1],
+            &[b'a'; Nonce::GENERATED_LEN + 1],
+        ];
+        for value in refused {
+            let err = parse_nonce(bulk(value)).expect_err("a foreign value is refused");
+            assert_eq!(err.kind(), ErrorKind::Parse, "{value:?}");
+        }
+        assert!(parse_nonce(Value::Int(7)).is_err());
+    }
 }
