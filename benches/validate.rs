@@ -24,6 +24,9 @@ use dpop_nonce::{
 use subtle::ConstantTimeEq as _;
 use time::Duration;
 
+#[path = "validate/paired.rs"]
+mod paired;
+
 /// The group every bench below belongs to.
 const GROUP: &str = "validate";
 
@@ -112,6 +115,48 @@ impl Naive {
             0
         }
     }
+}
+
+/// The baselines every source is measured against, and the claim they check.
+struct Baselines {
+    floor: Floor,
+    naive: Naive,
+    claim: String,
+}
+
+/// Names of the targets measured for each source: its `validate` of a current nonce against
+/// the floor and against the naive baseline, and a 1 MiB claim against a current one.
+struct SourceTargets {
+    vs_floor: &'static str,
+    vs_naive: &'static str,
+    huge_vs_current: &'static str,
+}
+
+/// Measures a source's targets back to back (see `paired`).
+fn pair_with_baselines<S: NonceSource>(
+    targets: &SourceTargets,
+    validator: &NonceValidator<S>,
+    baselines: &Baselines,
+) {
+    let current = validator.issue();
+    let current = current.as_str();
+    let huge = huge_claim();
+    let validate = |claim: &str| validator.validate(black_box(Some(claim))).is_ok();
+    paired::measure(
+        targets.vs_floor,
+        || validate(current),
+        || baselines.floor.check(black_box(&baselines.claim)),
+    );
+    paired::measure(
+        targets.vs_naive,
+        || validate(current),
+        || baselines.naive.check(black_box(&baselines.claim)),
+    );
+    paired::measure(
+        targets.huge_vs_current,
+        || validate(&huge),
+        || validate(current),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -275,16 +320,19 @@ fn benches(c: &mut Criterion) {
 
     // Baselines.
     let stored = [Nonce::generate(), Nonce::generate()];
-    let floor = Floor {
-        stored: [
-            words_of(stored[0].as_bytes()).unwrap_or_default(),
-            words_of(stored[1].as_bytes()).unwrap_or_default(),
-        ],
+    let baselines = Baselines {
+        floor: Floor {
+            stored: [
+                words_of(stored[0].as_bytes()).unwrap_or_default(),
+                words_of(stored[1].as_bytes()).unwrap_or_default(),
+            ],
+        },
+        naive: Naive {
+            pair: Mutex::new((stored[0].to_string(), stored[1].to_string())),
+        },
+        claim: stored[0].to_string(),
     };
-    let naive = Naive {
-        pair: Mutex::new((stored[0].to_string(), stored[1].to_string())),
-    };
-    let claim = stored[0].to_string();
+    let (floor, naive, claim) = (&baselines.floor, &baselines.naive, &baselines.claim);
     group.bench_function("baseline/clock-read", |b| {
         b.iter(|| black_box(SystemTime::now()))
     });
@@ -331,6 +379,23 @@ fn benches(c: &mut Criterion) {
         &memory_previous,
         old.as_str(),
     );
+    pair_with_baselines(&MEMORY_TARGETS, &memory, &baselines);
+    {
+        let current = memory.issue();
+        let unknown = unknown_like(&current);
+        let huge = huge_claim();
+        let validate = |claim: &str| memory.validate(black_box(Some(claim))).is_ok();
+        paired::measure(
+            MEMORY_VS_FLOOR_SINCE_EPOCH,
+            || validate(current.as_str()),
+            || floor.check_since_epoch(black_box(claim)),
+        );
+        paired::measure(
+            MEMORY_HUGE_VS_UNKNOWN,
+            || validate(&huge),
+            || validate(&unknown),
+        );
+    }
 
     // A forced rotation: the clock moves one window before every issue.
     let manual = Arc::new(ManualClock::default());
@@ -348,8 +413,8 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    extra::derived(&mut group);
-    extra::redis(&mut group);
+    extra::derived(&mut group, &baselines);
+    extra::redis(&mut group, &memory);
     extra::replay(&mut group);
 
     bench_threads(&mut group, "memory", &memory);
@@ -382,7 +447,7 @@ mod extra {
     }
 
     #[cfg(feature = "derived")]
-    pub(super) fn derived(group: &mut BenchmarkGroup<'_, WallTime>) {
+    pub(super) fn derived(group: &mut BenchmarkGroup<'_, WallTime>, baselines: &Baselines) {
         let validator = NonceValidator::new(derived_on(SystemClock));
         let shifted = Arc::new(ShiftedSystemClock::default());
         let previous = NonceValidator::new(derived_on(Arc::clone(&shifted)));
@@ -390,6 +455,7 @@ mod extra {
         shifted.shift(long_rotation());
         let _ = previous.issue();
         bench_claims(group, "derived", &validator, &previous, old.as_str());
+        pair_with_baselines(&DERIVED_TARGETS, &validator, baselines);
 
         // A forced rotation: every issue lands in a new window and derives its values.
         let manual = Arc::new(ManualClock::default());
@@ -411,7 +477,7 @@ mod extra {
     }
 
     #[cfg(not(feature = "derived"))]
-    pub(super) fn derived(_group: &mut BenchmarkGroup<'_, WallTime>) {}
+    pub(super) fn derived(_group: &mut BenchmarkGroup<'_, WallTime>, _baselines: &Baselines) {}
 
     #[cfg(feature = "derived")]
     pub(super) fn derived_threads(group: &mut BenchmarkGroup<'_, WallTime>) {
@@ -481,7 +547,10 @@ mod extra {
     }
 
     #[cfg(feature = "redis")]
-    pub(super) fn redis(group: &mut BenchmarkGroup<'_, WallTime>) {
+    pub(super) fn redis(
+        group: &mut BenchmarkGroup<'_, WallTime>,
+        memory: &NonceValidator<InMemoryNonceSource>,
+    ) {
         use dpop_nonce::redis::{RedisNonceSource, RedisReplayCache};
         use dpop_nonce::replay::{ReplayCache, ReplayKey};
 
@@ -524,6 +593,20 @@ mod extra {
             })
         });
         group.bench_function("redis/issue", |b| b.iter(|| validator.issue()));
+        let memory_current = memory.issue();
+        paired::measure(
+            REDIS_VS_MEMORY,
+            || {
+                validator
+                    .validate(black_box(Some(current.as_str())))
+                    .is_ok()
+            },
+            || {
+                memory
+                    .validate(black_box(Some(memory_current.as_str())))
+                    .is_ok()
+            },
+        );
 
         // One round trip per insert, over the unix socket.
         if let Ok(cache) = RedisReplayCache::builder(client, Duration::minutes(10)).build() {
@@ -541,7 +624,10 @@ mod extra {
     }
 
     #[cfg(not(feature = "redis"))]
-    pub(super) fn redis(_group: &mut BenchmarkGroup<'_, WallTime>) {
+    pub(super) fn redis(
+        _group: &mut BenchmarkGroup<'_, WallTime>,
+        _memory: &NonceValidator<InMemoryNonceSource>,
+    ) {
         println!("redis benches: skipped (build with --features redis or --all-features)");
     }
 
@@ -648,33 +734,47 @@ struct Target {
     limit: f64,
 }
 
+const MEMORY_TARGETS: SourceTargets = SourceTargets {
+    vs_floor: "in-memory current vs floor",
+    vs_naive: "in-memory current vs naive",
+    huge_vs_current: "in-memory 1 MiB claim vs current",
+};
+const MEMORY_VS_FLOOR_SINCE_EPOCH: &str = "in-memory current vs floor with the epoch conversion";
+const MEMORY_HUGE_VS_UNKNOWN: &str = "in-memory 1 MiB claim vs unknown";
+const DERIVED_TARGETS: SourceTargets = SourceTargets {
+    vs_floor: "derived current vs floor",
+    vs_naive: "derived current vs naive",
+    huge_vs_current: "derived 1 MiB claim vs current",
+};
+const REDIS_VS_MEMORY: &str = "redis steady-state current vs in-memory";
+
 const TARGETS: &[Target] = &[
     Target {
-        what: "in-memory current vs floor",
+        what: MEMORY_TARGETS.vs_floor,
         numerator: "memory/current",
         denominator: "baseline/floor",
         limit: 1.25,
     },
     Target {
-        what: "in-memory current vs floor with the epoch conversion",
+        what: MEMORY_VS_FLOOR_SINCE_EPOCH,
         numerator: "memory/current",
         denominator: "baseline/floor-since-epoch",
         limit: 1.25,
     },
     Target {
-        what: "in-memory current vs naive",
+        what: MEMORY_TARGETS.vs_naive,
         numerator: "memory/current",
         denominator: "baseline/naive",
         limit: 1.0,
     },
     Target {
-        what: "in-memory 1 MiB claim vs current",
+        what: MEMORY_TARGETS.huge_vs_current,
         numerator: "memory/1MiB",
         denominator: "memory/current",
         limit: 2.0,
     },
     Target {
-        what: "in-memory 1 MiB claim vs unknown",
+        what: MEMORY_HUGE_VS_UNKNOWN,
         numerator: "memory/1MiB",
         denominator: "memory/unknown",
         limit: 2.0,
@@ -686,19 +786,19 @@ const TARGETS: &[Target] = &[
         limit: 1.0 / 1.7,
     },
     Target {
-        what: "derived current vs floor",
+        what: DERIVED_TARGETS.vs_floor,
         numerator: "derived/current",
         denominator: "baseline/floor",
         limit: 1.25,
     },
     Target {
-        what: "derived current vs naive",
+        what: DERIVED_TARGETS.vs_naive,
         numerator: "derived/current",
         denominator: "baseline/naive",
         limit: 1.0,
     },
     Target {
-        what: "derived 1 MiB claim vs current",
+        what: DERIVED_TARGETS.huge_vs_current,
         numerator: "derived/1MiB",
         denominator: "derived/current",
         limit: 2.0,
@@ -710,7 +810,7 @@ const TARGETS: &[Target] = &[
         limit: 1.0 / 1.7,
     },
     Target {
-        what: "redis steady-state current vs in-memory",
+        what: REDIS_VS_MEMORY,
         numerator: "redis/current",
         denominator: "memory/current",
         limit: 2.0,
@@ -746,20 +846,38 @@ fn report() {
         );
     }
     println!();
-    println!("{:<56} {:>8} {:>8}  verdict", "target", "ratio", "limit");
+    println!(
+        "Targets. \"medians\": criterion's medians, taken up to minutes apart; \"back to back\":"
+    );
+    println!("the median and quartiles of per-round ratios, both sides timed in each round (the");
+    println!("verdict uses these where measured; threads are measured by criterion only).");
+    println!();
+    println!(
+        "{:<56} {:>8} {:>22} {:>6}  verdict",
+        "target", "medians", "back to back [q1, q3]", "limit"
+    );
     for target in TARGETS {
-        let (Some(n), Some(d)) = (median(target.numerator), median(target.denominator)) else {
+        let from_medians = median(target.numerator)
+            .zip(median(target.denominator))
+            .map(|(n, d)| n / d);
+        let paired = paired::result(target.what);
+        let Some(ratio) = paired.map(|p| p.median).or(from_medians) else {
             continue;
         };
-        let ratio = n / d;
         let verdict = if ratio <= target.limit {
             "met"
         } else {
             "MISSED"
         };
         println!(
-            "{:<56} {:>8.3} {:>8.3}  {verdict}",
-            target.what, ratio, target.limit
+            "{:<56} {:>8} {:>22} {:>6.3}  {verdict}",
+            target.what,
+            from_medians.map_or("-".to_owned(), |r| format!("{r:.3}")),
+            paired.map_or("-".to_owned(), |p| format!(
+                "{:.3} [{:.3}, {:.3}]",
+                p.median, p.low, p.high
+            )),
+            target.limit
         );
     }
 }

@@ -2,10 +2,15 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use parking_lot::Mutex;
 use time::{Duration, OffsetDateTime};
+
+mod reading;
+
+pub use reading::ClockReading;
+use reading::unix_time_of;
 
 /// A source of wall-clock time.
 ///
@@ -29,27 +34,22 @@ pub trait Clock: Send + Sync + Debug {
     /// Time elapsed since 1970-01-01T00:00:00Z (negative before it).
     fn unix_time(&self) -> Duration;
 
-    /// How many of `marks` (times since the UNIX epoch, in ascending order) the clock has
-    /// reached: `0` when it reads before the first, `marks.len()` when it reads at or after the
-    /// last.
+    /// Reads the clock, for comparing with window bounds afterwards (see [`ClockReading`]).
     ///
-    /// Nonce sources call this on every check, with the bounds of their current window, so it is
-    /// on the hot path. The provided implementation compares [`unix_time`](Clock::unix_time)
-    /// with each mark; [`SystemClock`] overrides it to compare `SystemTime` values directly,
-    /// which skips a conversion that costs more than the rest of a check.
+    /// Nonce sources call this on every check, so it is on the hot path. The provided
+    /// implementation wraps [`unix_time`](Clock::unix_time); [`SystemClock`] overrides it to
+    /// keep the `SystemTime`, which skips a conversion that costs more than the rest of a check.
     ///
     /// ```
     /// use dpop_nonce::{Clock, ManualClock};
     /// use time::Duration;
     ///
     /// let clock = ManualClock::at_unix(Duration::seconds(15));
-    /// let marks = [Duration::seconds(10), Duration::seconds(15), Duration::seconds(20)];
-    /// assert_eq!(clock.marks_passed(&marks), 2);
+    /// assert_eq!(clock.read().unix_time(), Duration::seconds(15));
     /// ```
     #[inline]
-    fn marks_passed(&self, marks: &[Duration]) -> usize {
-        let now = self.unix_time();
-        marks.iter().filter(|&&mark| mark <= now).count()
+    fn read(&self) -> ClockReading {
+        ClockReading::since_epoch(self.unix_time())
     }
 
     /// The current instant as a UTC date and time. Saturates at the bounds of
@@ -78,28 +78,13 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     #[inline]
-    fn marks_passed(&self, marks: &[Duration]) -> usize {
-        let now = SystemTime::now();
-        marks
-            .iter()
-            .filter(|&&mark| match std::time::Duration::try_from(mark) {
-                Ok(after_epoch) => UNIX_EPOCH
-                    .checked_add(after_epoch)
-                    .is_some_and(|at| at <= now),
-                // A mark before the epoch: compare the slow way (never on a sane system clock).
-                Err(_) => mark <= self.unix_time(),
-            })
-            .count()
+    fn read(&self) -> ClockReading {
+        ClockReading::system(SystemTime::now())
     }
 
     #[inline]
     fn unix_time(&self) -> Duration {
-        match SystemTime::now().duration_since(UNIX_EPOCH) {
-            Ok(after) => Duration::try_from(after).unwrap_or(Duration::MAX),
-            Err(before) => Duration::try_from(before.duration())
-                .map(|d| -d)
-                .unwrap_or(Duration::MIN),
-        }
+        unix_time_of(SystemTime::now())
     }
 }
 
@@ -162,8 +147,8 @@ impl<C: Clock + ?Sized> Clock for &C {
     }
 
     #[inline]
-    fn marks_passed(&self, marks: &[Duration]) -> usize {
-        (**self).marks_passed(marks)
+    fn read(&self) -> ClockReading {
+        (**self).read()
     }
 }
 
@@ -174,8 +159,8 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     }
 
     #[inline]
-    fn marks_passed(&self, marks: &[Duration]) -> usize {
-        (**self).marks_passed(marks)
+    fn read(&self) -> ClockReading {
+        (**self).read()
     }
 }
 
@@ -186,7 +171,7 @@ impl<C: Clock + ?Sized> Clock for Box<C> {
     }
 
     #[inline]
-    fn marks_passed(&self, marks: &[Duration]) -> usize {
-        (**self).marks_passed(marks)
+    fn read(&self) -> ClockReading {
+        (**self).read()
     }
 }

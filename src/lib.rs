@@ -59,7 +59,7 @@ mod source;
 mod validator;
 mod window_cell;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ClockReading, ManualClock, SystemClock};
 pub use error::{ConfigError, NonceError, RenderError};
 pub use memory::{InMemoryNonceSource, InMemoryNonceSourceBuilder};
 pub use nonce::{Nonce, is_nqchar};

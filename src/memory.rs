@@ -95,7 +95,7 @@ impl<C: Clock> InMemoryNonceSource<C> {
         Self {
             clock,
             rotation,
-            cell: WindowCell::new(rotation, first),
+            cell: WindowCell::new(rotation, Duration::ZERO, first),
         }
     }
 
@@ -119,31 +119,40 @@ impl<C: Clock> InMemoryNonceSource<C> {
     /// the stored one.
     #[inline]
     fn slots_now(&self) -> Slots<2> {
-        self.cell.forward_to(&self.clock, |latest, target| {
-            let mut next = Slots::empty(target);
-            next.values[CURRENT] = ct::fresh_packed();
-            if latest.window.checked_add(1) == Some(target) {
-                next.values[PREVIOUS] = latest.values[CURRENT];
-            }
-            next
-        })
+        self.cell.forward_to(&self.clock, rotate)
     }
+}
+
+/// The slots of window `target`, after `latest`: a fresh current nonce, and `latest`'s current
+/// one as the previous when `target` directly follows it.
+fn rotate(latest: &Slots<2>, target: i64) -> Slots<2> {
+    let mut next = Slots::empty(target);
+    next.values[CURRENT] = ct::fresh_packed();
+    if latest.window.checked_add(1) == Some(target) {
+        next.values[PREVIOUS] = latest.values[CURRENT];
+    }
+    next
 }
 
 impl<C: Clock> NonceSource for InMemoryNonceSource<C> {
     fn issue(&self) -> Nonce {
         // The current slot is never empty, so `unpack` always succeeds; the fallback only keeps
         // this path free of panics.
-        ct::unpack(&self.slots_now().values[CURRENT]).unwrap_or_else(Nonce::generate)
+        ct::unpack(&self.cell.value_now(CURRENT, &self.clock, rotate))
+            .unwrap_or_else(Nonce::generate)
     }
 
     #[inline]
     fn check(&self, claim: &str) -> NonceCheck {
+        // The clock first, so that the comparison runs while the clock is being read (see
+        // `ClockReading`). A snapshot newer than the reading is fine: it only holds nonces that
+        // were issued.
+        let now = self.clock.read();
         let Some(claim) = ct::pack(claim.as_bytes()) else {
             return NonceCheck::Unknown;
         };
         let mut compared = self.cell.compare(&claim);
-        if self.clock.marks_passed(&[compared.end()]) != 0 {
+        if now.has_reached(compared.steady_end()) {
             // The window may have ended: rotate if it has, then compare with what is stored.
             self.slots_now();
             compared = self.cell.compare(&claim);

@@ -12,7 +12,7 @@ use std::hint;
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering, fence};
 
 use parking_lot::Mutex;
-use subtle::ConstantTimeEq as _;
+use subtle::BlackBox;
 use time::Duration;
 
 use crate::clock::Clock;
@@ -45,14 +45,13 @@ impl<const N: usize> Slots<N> {
 }
 
 /// What [`WindowCell::compare`] found: which slots equal the claim, and the bounds of the
-/// window they belong to.
+/// steady part of the window they belong to.
 ///
-/// The bounds are kept as raw parts and turned into [`Duration`]s only when asked for, since
-/// that conversion costs more than the comparison itself.
+/// The bounds are kept as raw parts and turned into [`Duration`]s only when asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Compared<const N: usize> {
     start: (i64, i32),
-    end: (i64, i32),
+    steady_end: (i64, i32),
     pub(crate) hits: [bool; N],
     /// Which slots hold a value (are not [`EMPTY`]). Whether a slot is empty is not secret.
     pub(crate) filled: [bool; N],
@@ -62,14 +61,30 @@ impl<const N: usize> Compared<N> {
     /// Start of the window the hits belong to.
     #[inline]
     pub(crate) fn start(&self) -> Duration {
-        Duration::new(self.start.0, self.start.1)
+        from_parts(self.start)
     }
 
-    /// End (exclusive) of the window the hits belong to.
+    /// End (exclusive) of the steady part of the window the hits belong to: the window's end
+    /// minus the cell's lead (see [`WindowCell::new`]).
     #[inline]
-    pub(crate) fn end(&self) -> Duration {
-        Duration::new(self.end.0, self.end.1)
+    pub(crate) fn steady_end(&self) -> Duration {
+        from_parts(self.steady_end)
     }
+}
+
+/// The duration stored as `parts` (whole seconds, and nanoseconds as `Duration` keeps them).
+///
+/// The nanoseconds are clamped to the range a `Duration` keeps them in, which they are always in
+/// already. That costs nothing, and it tells the compiler that `Duration::new` has nothing to
+/// carry from them into the seconds, so the division and remainder by 10^9 it would otherwise do
+/// on every check are compiled away.
+#[inline]
+fn from_parts((seconds, nanoseconds): (i64, i32)) -> Duration {
+    const BELOW_ONE_SECOND: i32 = 999_999_999;
+    Duration::new(
+        seconds,
+        nanoseconds.clamp(-BELOW_ONE_SECOND, BELOW_ONE_SECOND),
+    )
 }
 
 /// A window bound kept in two atomics (whole seconds, and nanoseconds), so that reading it
@@ -89,8 +104,7 @@ impl AtomicBound {
 
     #[inline]
     fn load(&self) -> Duration {
-        let (seconds, nanoseconds) = self.load_parts();
-        Duration::new(seconds, nanoseconds)
+        from_parts(self.load_parts())
     }
 
     #[inline]
@@ -110,24 +124,32 @@ impl AtomicBound {
 
 pub(crate) struct WindowCell<const N: usize> {
     rotation: Rotation,
+    lead: Duration,
     sequence: AtomicU64,
     window: AtomicI64,
     start: AtomicBound,
     end: AtomicBound,
+    /// `end` minus `lead`, stored so that a check does no arithmetic on it.
+    steady_end: AtomicBound,
     values: [[AtomicU64; WORDS]; N],
     writer: Mutex<()>,
 }
 
 impl<const N: usize> WindowCell<N> {
-    /// A cell whose windows follow `rotation`, holding `initial`.
-    pub(crate) fn new(rotation: Rotation, initial: Slots<N>) -> Self {
+    /// A cell whose windows follow `rotation`, holding `initial`. The steady part of each window
+    /// ends `lead` before the window does (a source that prepares the next window early, or
+    /// accepts its nonce early, passes that time; others pass zero). [`compare`](Self::compare)
+    /// returns the steady part's bounds.
+    pub(crate) fn new(rotation: Rotation, lead: Duration, initial: Slots<N>) -> Self {
         let initial = bounded(rotation, initial);
         Self {
             rotation,
+            lead,
             sequence: AtomicU64::new(0),
             window: AtomicI64::new(initial.window),
             start: AtomicBound::new(initial.start),
             end: AtomicBound::new(initial.end),
+            steady_end: AtomicBound::new(initial.end.saturating_sub(lead)),
             values: initial.values.map(|words| words.map(AtomicU64::new)),
             writer: Mutex::new(()),
         }
@@ -172,14 +194,15 @@ impl<const N: usize> WindowCell<N> {
     }
 
     /// Compares `claim` with every slot, reading the words straight from the cell rather than
-    /// copying the slots out first, and returns the hits with the bounds of the window they
-    /// belong to, all from one consistent read. Every slot is compared, always all of them: the
-    /// words are XORed and OR-accumulated with no early exit, and each slot's accumulator goes
-    /// through one `subtle` barrier at the end. Empty slots never match, since a packed claim is
-    /// never all zeros.
-    #[inline]
+    /// copying the slots out first, and returns the hits with the bounds of the steady part of
+    /// the window they belong to, all from one consistent read. Every slot is compared, always
+    /// all of them: the words are XORed and OR-accumulated with no early exit, and the result of
+    /// every slot goes through one `subtle` barrier at the end. Empty slots never match, since a
+    /// packed claim is never all zeros.
+    #[inline(always)]
     pub(crate) fn compare(&self, claim: &Packed) -> Compared<N> {
-        let (start, end, diffs) = self.consistent(|cell| {
+        const { assert!(N <= 64, "one bit per slot in a u64") };
+        let (start, steady_end, diffs) = self.consistent(|cell| {
             let diffs: [(u64, u64); N] = array::from_fn(|slot| {
                 let (mut diff, mut any) = (0u64, 0u64);
                 for (word, atomic) in claim.iter().zip(&cell.values[slot]) {
@@ -189,12 +212,20 @@ impl<const N: usize> WindowCell<N> {
                 }
                 (diff, any)
             });
-            (cell.start.load_parts(), cell.end.load_parts(), diffs)
+            (cell.start.load_parts(), cell.steady_end.load_parts(), diffs)
         });
+        // One bit per slot, set when the slot differs from the claim, computed without a branch,
+        // then one `subtle` barrier over all of them: past it, the compiler knows nothing of the
+        // bits, so it cannot turn the comparison above into an early exit.
+        let mut differs = 0u64;
+        for (slot, (diff, _)) in diffs.iter().enumerate() {
+            differs |= ((diff | diff.wrapping_neg()) >> 63) << slot;
+        }
+        let differs = BlackBox::new(differs).get();
         Compared {
             start,
-            end,
-            hits: diffs.map(|(diff, _)| bool::from(diff.ct_eq(&0))),
+            steady_end,
+            hits: array::from_fn(|slot| (differs >> slot) & 1 == 0),
             filled: diffs.map(|(_, any)| any != 0),
         }
     }
@@ -212,11 +243,34 @@ impl<const N: usize> WindowCell<N> {
         clock: &impl Clock,
         rotate: impl FnOnce(&Slots<N>, i64) -> Slots<N>,
     ) -> Slots<N> {
+        // The clock first: the read of the cell overlaps with it (see `ClockReading`).
+        let now = clock.read();
         let stored = self.read();
-        if clock.marks_passed(&[stored.end]) == 0 {
+        if !now.has_reached(stored.end) {
             return stored;
         }
         self.move_forward(stored, clock, rotate)
+    }
+
+    /// The value in `slot` for the window the clock reads now: [`forward_to`](Self::forward_to)
+    /// for one slot, which reads only that slot and the window's end in the common case.
+    #[inline]
+    pub(crate) fn value_now(
+        &self,
+        slot: usize,
+        clock: &impl Clock,
+        rotate: impl FnOnce(&Slots<N>, i64) -> Slots<N>,
+    ) -> Packed {
+        let now = clock.read();
+        let (end, value) = self.consistent(|cell| {
+            let value: Packed =
+                array::from_fn(|word| cell.values[slot][word].load(Ordering::Relaxed));
+            (cell.end.load(), value)
+        });
+        if !now.has_reached(end) {
+            return value;
+        }
+        self.move_forward(self.read(), clock, rotate).values[slot]
     }
 
     /// The rare part of [`forward_to`](Self::forward_to), kept out of line so the common path
@@ -253,6 +307,7 @@ impl<const N: usize> WindowCell<N> {
         self.window.store(next.window, Ordering::Relaxed);
         self.start.store(next.start);
         self.end.store(next.end);
+        self.steady_end.store(next.end.saturating_sub(self.lead));
         for (slot, words) in self.values.iter().zip(&next.values) {
             for (cell, word) in slot.iter().zip(words) {
                 cell.store(*word, Ordering::Relaxed);
@@ -290,7 +345,11 @@ mod tests {
     #[test]
     fn readers_never_see_a_torn_write() {
         let rotation = Rotation::new(Duration::seconds(10)).unwrap();
-        let cell = Arc::new(WindowCell::<2>::new(rotation, Slots::empty(0)));
+        let cell = Arc::new(WindowCell::<2>::new(
+            rotation,
+            Duration::ZERO,
+            Slots::empty(0),
+        ));
         let writer = {
             let cell = Arc::clone(&cell);
             std::thread::spawn(move || {
@@ -330,6 +389,7 @@ mod tests {
         let b = pack(Nonce::generate().as_bytes()).unwrap();
         let cell = WindowCell::<3>::new(
             rotation,
+            Duration::seconds(2),
             Slots {
                 values: [a, b, EMPTY],
                 ..Slots::empty(4)
@@ -339,8 +399,8 @@ mod tests {
         assert_eq!(seen.hits, [true, false, false]);
         assert_eq!(seen.filled, [true, true, false]);
         assert_eq!(
-            (seen.start(), seen.end()),
-            (Duration::seconds(40), Duration::seconds(50))
+            (seen.start(), seen.steady_end()),
+            (Duration::seconds(40), Duration::seconds(48))
         );
         assert_eq!(cell.compare(&b).hits, [false, true, false]);
         let other = pack(Nonce::generate().as_bytes()).unwrap();
@@ -350,7 +410,7 @@ mod tests {
     #[test]
     fn update_returning_none_changes_nothing() {
         let rotation = Rotation::new(Duration::seconds(10)).unwrap();
-        let cell = WindowCell::<1>::new(rotation, Slots::empty(7));
+        let cell = WindowCell::<1>::new(rotation, Duration::ZERO, Slots::empty(7));
         let before = cell.read();
         assert_eq!(
             (before.window, before.start, before.end),

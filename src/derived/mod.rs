@@ -211,7 +211,10 @@ impl<C: Clock> DerivedNonceSource<C> {
     fn slots_now<const N: usize>(&self, cell: &WindowCell<N>) -> (Slots<N>, bool) {
         let mut slots = cell.read();
         let near_end = slots.end.saturating_sub(self.skew);
-        let mut passed = self.clock.marks_passed(&[slots.start, near_end, slots.end]);
+        let mut passed = self
+            .clock
+            .read()
+            .marks_reached(&[slots.start, near_end, slots.end]);
         if passed == 0 || passed == 3 {
             // Outside the cached window (either way: nonces are a pure function of the time, so
             // following a clock that stepped back brings back nothing other replicas refuse).
@@ -220,7 +223,7 @@ impl<C: Clock> DerivedNonceSource<C> {
                 (latest.window != target).then(|| derive(&self.secrets, &self.label, target))
             });
             let near_end = slots.end.saturating_sub(self.skew);
-            passed = self.clock.marks_passed(&[near_end]) + 1;
+            passed = self.clock.read().marks_reached(&[near_end]) + 1;
         }
         (slots, passed >= 2)
     }
@@ -238,6 +241,9 @@ impl<C: Clock> DerivedNonceSource<C> {
 
     #[inline]
     fn check_in<const N: usize>(&self, cell: &WindowCell<N>, claim: &str) -> NonceCheck {
+        // The clock first, so that the comparison runs while the clock is being read (see
+        // `ClockReading`).
+        let now = self.clock.read();
         let Some(claim) = ct::pack(claim.as_bytes()) else {
             return NonceCheck::Unknown;
         };
@@ -246,9 +252,8 @@ impl<C: Clock> DerivedNonceSource<C> {
         // clock's window and tells whether the next window's nonce counts, and the claim is
         // compared again.
         let mut compared = cell.compare(&claim);
-        let near_end_from = compared.end().saturating_sub(self.skew);
         let mut near_end = false;
-        if self.clock.marks_passed(&[compared.start(), near_end_from]) != 1 {
+        if now.marks_reached(&[compared.start(), compared.steady_end()]) != 1 {
             near_end = self.slots_now(cell).1;
             compared = cell.compare(&claim);
         }
@@ -465,14 +470,17 @@ impl<C: Clock> DerivedNonceSourceBuilder<C> {
         let cache = match self.secrets.len() {
             1 => Cache::One(WindowCell::new(
                 rotation,
+                skew,
                 derive(&self.secrets, &label, window),
             )),
             2 => Cache::Two(WindowCell::new(
                 rotation,
+                skew,
                 derive(&self.secrets, &label, window),
             )),
             _ => Cache::Three(WindowCell::new(
                 rotation,
+                skew,
                 derive(&self.secrets, &label, window),
             )),
         };

@@ -170,7 +170,7 @@ impl<C: Clock> RedisNonceSourceBuilder<C> {
             label: self.label,
             prefetch_lead,
             connector: Connector::new(self.client, self.connector),
-            cell: WindowCell::new(rotation, Slots::empty(window)),
+            cell: WindowCell::new(rotation, prefetch_lead, Slots::empty(window)),
             forced_window: AtomicI64::new(i64::MIN),
         })
     }

@@ -237,7 +237,8 @@ impl<C: Clock> RedisNonceSource<C> {
             // `prefetch_lead`: time to fetch the next value.
             let passed = self
                 .clock
-                .marks_passed(&[slots.start, prefetch_from, slots.end]);
+                .read()
+                .marks_reached(&[slots.start, prefetch_from, slots.end]);
             if passed == 2
                 && let Some(next) = slots.window.checked_add(1)
             {
@@ -402,6 +403,9 @@ impl<C: Clock> NonceSource for RedisNonceSource<C> {
 
     #[inline]
     fn check(&self, claim: &str) -> NonceCheck {
+        // The clock first, so that the comparison runs while the clock is being read (see
+        // `ClockReading`).
+        let now = self.clock.read();
         let Some(claim) = ct::pack(claim.as_bytes()) else {
             return NonceCheck::Unknown;
         };
@@ -409,8 +413,7 @@ impl<C: Clock> NonceSource for RedisNonceSource<C> {
         // window, before the prefetch time, with the shared value present) goes through
         // `slots_now`, which rotates, fetches or prefetches, and the claim is compared again.
         let mut compared = self.cell.compare(&claim);
-        let prefetch_from = compared.end().saturating_sub(self.prefetch_lead);
-        let passed = self.clock.marks_passed(&[compared.start(), prefetch_from]);
+        let passed = now.marks_reached(&[compared.start(), compared.steady_end()]);
         if passed != 1 || !compared.filled[SHARED_CURRENT] {
             self.slots_now();
             compared = self.cell.compare(&claim);

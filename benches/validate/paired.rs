@@ -1,0 +1,95 @@
+//! Ratios timed back to back, so that a drift in the machine's speed between two benches does
+//! not enter the ratio.
+//!
+//! On a shared machine, criterion's medians of the *same* operation, taken a minute apart in one
+//! run, can differ by 40 %. So every target ratio is also measured here: in each round, both
+//! sides run `ITERS` calls back to back (in alternating order), and the round gives one ratio;
+//! the result is the median over `ROUNDS` rounds, with the quartiles as its spread.
+
+use std::hint::black_box;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Rounds per ratio; odd, so the median is one round's ratio.
+const ROUNDS: usize = 301;
+
+/// Calls per side and round: long enough to dwarf the cost of reading the clock, short enough
+/// that the machine's speed does not change within a round.
+const ITERS: u32 = 4_000;
+
+/// A ratio measured back to back: median, first and third quartile of the per-round ratios.
+#[derive(Debug, Clone, Copy)]
+pub struct Ratio {
+    pub median: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+static RESULTS: Mutex<Vec<(&'static str, Ratio)>> = Mutex::new(Vec::new());
+
+/// Whether ratios are measured in this run: only in a full run (`cargo bench`), not in the
+/// smoke run of `cargo test --benches`.
+fn enabled() -> bool {
+    std::env::args().any(|arg| arg == "--bench")
+}
+
+/// Measures `numerator / denominator` back to back and records it under `what`.
+pub fn measure<A, B>(
+    what: &'static str,
+    mut numerator: impl FnMut() -> A,
+    mut denominator: impl FnMut() -> B,
+) {
+    if !enabled() {
+        return;
+    }
+    // One untimed round to warm caches and predictors.
+    time(&mut numerator);
+    time(&mut denominator);
+    let mut ratios: Vec<f64> = (0..ROUNDS)
+        .map(|round| {
+            let (n, d) = if round % 2 == 0 {
+                let n = time(&mut numerator);
+                (n, time(&mut denominator))
+            } else {
+                let d = time(&mut denominator);
+                (time(&mut numerator), d)
+            };
+            n / d
+        })
+        .filter(|ratio| ratio.is_finite())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        ratios
+            .get(((ratios.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+    };
+    if let (Some(median), Some(low), Some(high)) = (at(0.5), at(0.25), at(0.75)) {
+        let mut results = RESULTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        results.push((what, Ratio { median, low, high }));
+    }
+}
+
+/// Seconds taken by `ITERS` calls of `f`, each result kept from the optimiser as criterion's
+/// `iter` does. Generic, so `f` is inlined into the loop as in criterion's own loop: a call
+/// through a pointer would add the same cost to both sides and pull every ratio towards 1.
+fn time<T>(f: &mut impl FnMut() -> T) -> f64 {
+    let start = Instant::now();
+    for _ in 0..ITERS {
+        black_box(f());
+    }
+    start.elapsed().as_secs_f64()
+}
+
+/// The ratio recorded under `what`, if it was measured.
+pub fn result(what: &str) -> Option<Ratio> {
+    let results = RESULTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    results
+        .iter()
+        .find(|(name, _)| *name == what)
+        .map(|(_, ratio)| *ratio)
+}
