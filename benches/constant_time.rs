@@ -6,12 +6,13 @@
 //! - left: the current nonce with only its *last* byte changed (a 42-byte common prefix);
 //! - right: the current nonce with its *first* byte changed.
 //!
-//! Each bench holds many sources (`SECRETS`) and picks one at random per measurement, so the
-//! claims of both classes are uniformly random strings: only their relation to the secret
-//! differs. (With a single secret, the left claims would all share 42 fixed bytes and the right
-//! ones would not, and the public handling of the claim's own bytes, such as the grammar check,
-//! would show up as a difference that has nothing to do with the secret.) A control bench, with
-//! both classes built alike, shows the harness's own bias.
+//! Each bench holds many sources (`SECRETS`) and picks one at random per measurement, and each
+//! claim is made afresh (the changed byte drawn at random), so the claims of both classes are
+//! uniformly random strings: only their relation to the secret differs. (With a single secret,
+//! the left claims would all share 42 fixed bytes and the right ones would not, and the public
+//! handling of the claim's own bytes would show up as a difference that has nothing to do with
+//! the secret.) Every claim is timed from the same buffer, reached by the same whole copy; see
+//! `run` for why. Control benches, with both classes built alike, show the harness's own bias.
 //!
 //! A comparison that stops at the first difference takes longer on the left class. Welch's t
 //! statistic over the two timing distributions (cropped at several percentiles, the largest |t|
@@ -75,13 +76,6 @@ fn random_value(rng: &mut BenchRng, len: usize) -> String {
         .collect()
 }
 
-/// `value` with byte `at` changed.
-fn changed_at(rng: &mut BenchRng, value: &str, at: usize) -> String {
-    let mut bytes = value.as_bytes().to_vec();
-    bytes[at] = other_char(rng, bytes[at]);
-    String::from_utf8(bytes).unwrap_or_default()
-}
-
 /// Which byte each class changes.
 #[derive(Clone, Copy)]
 enum Design {
@@ -91,44 +85,34 @@ enum Design {
     Control,
 }
 
-/// Claims laid out so that their memory placement cannot tell the classes apart: every claim
-/// starts on a 64-byte boundary, at the same stride, and the two claims made from one secret
-/// sit side by side. (Claims allocated one by one, one class after the other, end up at
-/// addresses that differ between the classes, and a load that crosses a cache line costs more:
-/// enough for the test to "find" a difference that has nothing to do with the secret.)
-struct Arena {
-    bytes: Vec<u8>,
-    start: usize,
-    stride: usize,
-    len: usize,
-}
-
-impl Arena {
-    fn new(claims: &[String]) -> Self {
-        let len = claims.first().map_or(0, String::len);
-        let stride = len.div_ceil(64).max(1) * 64;
-        let mut bytes = vec![0u8; stride * claims.len() + 64];
-        let start = (64 - bytes.as_ptr() as usize % 64) % 64;
-        for (i, claim) in claims.iter().enumerate() {
-            let at = start + i * stride;
-            bytes[at..at + len].copy_from_slice(claim.as_bytes());
-        }
-        Self {
-            bytes,
-            start,
-            stride,
-            len,
+impl Design {
+    /// The byte of a `len`-byte secret that a claim of `class` changes.
+    fn changed_byte(self, class: Class, len: usize) -> usize {
+        match (self, class) {
+            (Self::PrefixVsFirst, Class::Left) => len - 1,
+            _ => 0,
         }
     }
-
-    fn get(&self, index: usize) -> &str {
-        let at = self.start + index * self.stride;
-        std::str::from_utf8(&self.bytes[at..at + self.len]).unwrap_or_default()
-    }
 }
+
+/// Measurements whose claims are made together, ahead of timing them.
+const BATCH: usize = 4_096;
 
 /// Times `check(k, claim)` on the two classes, interleaved at random, over the secrets
 /// `values` (`k` indexes them).
+///
+/// Every claim is made afresh: the secret `k` (drawn at random) with one byte changed to a random
+/// other character. So the two classes differ only in where the claim differs from the secret,
+/// never in the claim's own bytes. Two details keep the harness itself from telling the classes
+/// apart:
+///
+/// - Every claim is timed from one buffer, the same for every measurement. (A fixed set of
+///   claims at fixed addresses gives each claim a cost of its own, which a random split into
+///   classes turns into a difference that more measurements only make more significant.)
+/// - Claims are made in batches, ahead of timing, and each reaches the buffer by one whole copy:
+///   the same stores for both classes. (Changing a byte of the claim right before timing leaves
+///   a one-byte store at a place that depends on the class, and how the processor serves the
+///   loads that follow from it depends on where they overlap.)
 fn run<T>(
     runner: &mut CtRunner,
     rng: &mut BenchRng,
@@ -136,36 +120,34 @@ fn run<T>(
     design: Design,
     check: impl Fn(usize, &str) -> T,
 ) {
-    // Secret k's two claims sit in lines 2k and 2k + 1, in an order drawn at random, so that
-    // no class always gets the even (or the odd) line.
-    let mut claims = Vec::with_capacity(2 * values.len());
-    let mut left_at = Vec::with_capacity(values.len());
-    for (k, value) in values.iter().enumerate() {
-        let left = match design {
-            Design::PrefixVsFirst => changed_at(rng, value, value.len() - 1),
-            Design::Control => changed_at(rng, value, 0),
-        };
-        let right = changed_at(rng, value, 0);
-        if rng.random::<bool>() {
-            left_at.push(2 * k);
-            claims.extend([left, right]);
-        } else {
-            left_at.push(2 * k + 1);
-            claims.extend([right, left]);
+    let len = values.first().map_or(0, String::len);
+    let mut batch: Vec<(Class, usize)> = Vec::with_capacity(BATCH);
+    let mut claims = vec![0u8; BATCH * len];
+    let mut buffer = vec![0u8; len];
+    let mut remaining = measurements();
+    while remaining > 0 {
+        batch.clear();
+        for draft in claims
+            .chunks_exact_mut(len.max(1))
+            .take(remaining.min(BATCH))
+        {
+            let class = if rng.random::<bool>() {
+                Class::Left
+            } else {
+                Class::Right
+            };
+            let k = rng.random_range(0..values.len());
+            let at = design.changed_byte(class, len);
+            draft.copy_from_slice(values[k].as_bytes());
+            draft[at] = other_char(rng, draft[at]);
+            batch.push((class, k));
         }
-    }
-    let arena = Arena::new(&claims);
-    let schedule: Vec<(bool, usize)> = (0..measurements())
-        .map(|_| (rng.random::<bool>(), rng.random_range(0..values.len())))
-        .collect();
-    for (is_left, k) in schedule {
-        if is_left {
-            let claim = arena.get(left_at[k]);
-            runner.run_one(Class::Left, || check(k, claim));
-        } else {
-            let claim = arena.get(left_at[k] ^ 1);
-            runner.run_one(Class::Right, || check(k, claim));
+        for (&(class, k), draft) in batch.iter().zip(claims.chunks_exact(len.max(1))) {
+            buffer.copy_from_slice(draft);
+            let claim = std::str::from_utf8(&buffer).unwrap_or_default();
+            runner.run_one(class, || check(k, claim));
         }
+        remaining -= batch.len();
     }
 }
 
