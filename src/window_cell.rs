@@ -201,9 +201,15 @@ impl<const N: usize> WindowCell<N> {
     /// packed claim is never all zeros.
     #[inline(always)]
     pub(crate) fn compare(&self, claim: &Packed) -> Compared<N> {
-        const { assert!(N <= 64, "one bit per slot in a u64") };
+        self.compare_first::<N>(claim)
+    }
+
+    /// [`compare`](Self::compare) over the first `M` slots only (`M` at most `N`).
+    #[inline(always)]
+    pub(crate) fn compare_first<const M: usize>(&self, claim: &Packed) -> Compared<M> {
+        const { assert!(M <= N && M <= 64, "one bit per slot in a u64") };
         let (start, steady_end, diffs) = self.consistent(|cell| {
-            let diffs: [(u64, u64); N] = array::from_fn(|slot| {
+            let diffs: [(u64, u64); M] = array::from_fn(|slot| {
                 let (mut diff, mut any) = (0u64, 0u64);
                 for (word, atomic) in claim.iter().zip(&cell.values[slot]) {
                     let stored = atomic.load(Ordering::Relaxed);

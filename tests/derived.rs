@@ -422,6 +422,48 @@ fn the_source_follows_a_clock_that_steps_back() {
 }
 
 #[test]
+fn after_the_clock_steps_back_check_accepts_what_was_issued_until_issue_follows_it() {
+    let clock = clock_at(START);
+    let source = source("as", &[&SECRET], &clock);
+    let earlier = source.issue();
+    clock.advance(Duration::minutes(1));
+    let later = source.issue();
+    assert_ne!(earlier, later);
+    clock.advance(-Duration::minutes(1));
+    // Nothing issued since the step back: the source still holds the later window, so both
+    // nonces it handed out are accepted.
+    assert_eq!(source.check(later.as_str()), NonceCheck::Current);
+    assert_eq!(source.check(earlier.as_str()), NonceCheck::Previous);
+    // Issuing follows the clock back, and the checks follow: the later nonce is now the next
+    // window's, accepted only within the skew before this window ends.
+    assert_eq!(source.issue(), earlier);
+    assert_eq!(source.check(earlier.as_str()), NonceCheck::Current);
+    assert_eq!(source.check(later.as_str()), NonceCheck::Unknown);
+    clock.advance(Duration::seconds(59));
+    assert_eq!(source.check(later.as_str()), NonceCheck::Current);
+}
+
+#[test]
+fn after_a_long_step_back_the_clock_s_window_is_accepted_at_once() {
+    let clock = clock_at(START);
+    let source = source("as", &[&SECRET], &clock);
+    let earlier = source.issue();
+    clock.advance(Duration::minutes(10));
+    let later = source.issue();
+    clock.advance(-Duration::minutes(10));
+    // Another replica, with a correct clock, hands out the nonce of the clock's window. The
+    // source still holds the later window, but a claim it does not find there is checked
+    // against the clock's window: accepted, with no retry.
+    let validator = NonceValidator::new(&source);
+    let accepted = validator.validate(Some(earlier.as_str())).unwrap();
+    assert!(accepted.refresh().is_none());
+    // The source now follows the clock: the later window's nonce is refused, and the refusal
+    // hands out the clock's window's nonce.
+    let refused = validator.validate(Some(later.as_str())).unwrap_err();
+    assert_eq!(refused.nonce(), &earlier);
+}
+
+#[test]
 fn concurrent_checks_across_rotations_accept_issued_nonces() {
     let clock = clock_at(START);
     let source = Arc::new(source("as", &[&SECRET], &clock));

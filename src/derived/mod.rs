@@ -44,7 +44,7 @@ use std::fmt;
 use time::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::ct;
+use crate::ct::{self, Packed};
 use crate::nonce::Nonce;
 use crate::rotation::Rotation;
 use crate::source::{NonceCheck, NonceSource};
@@ -112,7 +112,9 @@ enum Cache {
 /// that goes from a replica to another may be refused once, and is handed a nonce by the replica
 /// it reached; it succeeds on its retry unless its next request again lands on a replica whose
 /// clock differs from that one's by more than an interval. The source follows its clock: if the
-/// clock steps back, it computes the nonces of the window the clock now shows.
+/// clock steps back, it computes the nonces of the window the clock now shows. Until something
+/// makes it look (issuing, or a claim it does not find in the window it holds), it goes on
+/// accepting the nonces of the later window it holds, which it handed out itself.
 ///
 /// # Rotating secrets
 ///
@@ -239,47 +241,87 @@ impl<C: Clock> DerivedNonceSource<C> {
             .unwrap_or_else(Nonce::generate)
     }
 
+    /// The usual case, one secret. In the steady part of the window (before the skew tolerance
+    /// begins) only the current and the previous window's values count, so only those two are
+    /// compared: the same work as an in-memory source's check. A claim they do not accept goes
+    /// through [`check_all`](Self::check_all).
     #[inline]
-    fn check_in<const N: usize>(&self, cell: &WindowCell<N>, claim: &str) -> NonceCheck {
+    fn check_one(&self, cell: &WindowCell<PER_SECRET>, claim: &str) -> NonceCheck {
+        const { assert!(CURRENT == 0 && PREVIOUS == 1, "the first two slots") };
         // The clock first, so that the comparison runs while the clock is being read (see
         // `ClockReading`).
         let now = self.clock.read();
-        let Some(claim) = ct::pack(claim.as_bytes()) else {
+        let Some(packed) = ct::pack(claim.as_bytes()) else {
             return NonceCheck::Unknown;
         };
-        // Compare straight from the cache. In the steady part of the window (after its start,
-        // before the skew tolerance begins) that is all; anywhere else `slots_now` moves to the
-        // clock's window and tells whether the next window's nonce counts, and the claim is
-        // compared again.
-        let mut compared = cell.compare(&claim);
-        let mut near_end = false;
-        if now.marks_reached(&[compared.start(), compared.steady_end()]) != 1 {
-            near_end = self.slots_now(cell).1;
-            compared = cell.compare(&claim);
-        }
-        let hits = compared.hits;
-        let mut current = false;
-        let mut previous = false;
-        for (index, hit) in hits.into_iter().enumerate() {
-            let accepted = match index % PER_SECRET {
-                NEXT => hit & near_end,
-                _ => hit,
-            };
-            // Only the first secret's current and next values are current; everything else
-            // is accepted as previous, so the client is handed the nonce of the issuing secret.
-            if index == CURRENT || index == NEXT {
-                current |= accepted;
-            } else {
-                previous |= accepted;
+        let compared = cell.compare_first::<2>(&packed);
+        if !now.has_reached(compared.steady_end()) {
+            match compared.hits {
+                [true, _] => return NonceCheck::Current,
+                [false, true] => return NonceCheck::Previous,
+                [false, false] => {}
             }
         }
-        if current {
-            NonceCheck::Current
-        } else if previous {
-            NonceCheck::Previous
-        } else {
-            NonceCheck::Unknown
+        self.check_all(cell, &packed)
+    }
+
+    /// Any number of secrets: every slot is compared, with the next window's masked out in the
+    /// steady part of the window. A claim that is not accepted goes through
+    /// [`check_all`](Self::check_all).
+    #[inline]
+    fn check_in<const N: usize>(&self, cell: &WindowCell<N>, claim: &str) -> NonceCheck {
+        let now = self.clock.read();
+        let Some(packed) = ct::pack(claim.as_bytes()) else {
+            return NonceCheck::Unknown;
+        };
+        let compared = cell.compare(&packed);
+        if !now.has_reached(compared.steady_end()) {
+            let verdict = verdict(compared.hits, false);
+            if verdict.is_accepted() {
+                return verdict;
+            }
         }
+        self.check_all(cell, &packed)
+    }
+
+    /// The full check, for what the fast path cannot answer: a claim it does not accept, or a
+    /// clock at or past the skew tolerance before the cached window's end. Moves the cache to
+    /// the clock's window (forward, or back after the clock stepped back), which also tells
+    /// whether the next window's nonce counts, and compares with every slot. So the fast path
+    /// only ever accepts (nonces of the cached window, which this source handed out), and a
+    /// refusal is always decided against the window the clock shows. Out of line: it is the
+    /// rare path.
+    #[cold]
+    #[inline(never)]
+    fn check_all<const N: usize>(&self, cell: &WindowCell<N>, claim: &Packed) -> NonceCheck {
+        let near_end = self.slots_now(cell).1;
+        verdict(cell.compare(claim).hits, near_end)
+    }
+}
+
+/// What the hits of a comparison with every slot mean: the next window's values count only
+/// `near_end`; only the first secret's current and next values are current, everything else is
+/// accepted as previous, so the client is handed the nonce of the issuing secret.
+fn verdict<const N: usize>(hits: [bool; N], near_end: bool) -> NonceCheck {
+    let mut current = false;
+    let mut previous = false;
+    for (index, hit) in hits.into_iter().enumerate() {
+        let accepted = match index % PER_SECRET {
+            NEXT => hit & near_end,
+            _ => hit,
+        };
+        if index == CURRENT || index == NEXT {
+            current |= accepted;
+        } else {
+            previous |= accepted;
+        }
+    }
+    if current {
+        NonceCheck::Current
+    } else if previous {
+        NonceCheck::Previous
+    } else {
+        NonceCheck::Unknown
     }
 }
 
@@ -316,7 +358,7 @@ impl<C: Clock> NonceSource for DerivedNonceSource<C> {
     #[inline]
     fn check(&self, claim: &str) -> NonceCheck {
         match &self.cache {
-            Cache::One(cell) => self.check_in(cell, claim),
+            Cache::One(cell) => self.check_one(cell, claim),
             Cache::Two(cell) => self.check_in(cell, claim),
             Cache::Three(cell) => self.check_in(cell, claim),
         }
