@@ -268,16 +268,11 @@ fn bench_claims<S: NonceSource, P: NonceSource>(
     group.bench_function(format!("{name}/issue"), |b| b.iter(|| validator.issue()));
 }
 
-/// `threads` threads each validate `claim` `iters` times, started together by a barrier. The
-/// time returned is the wall time from the first start to the last finish, divided by the number
-/// of threads: the time per operation of the whole machine, times `iters`. Perfect scaling
-/// halves it on two threads.
-fn concurrent<S: NonceSource>(
-    validator: &NonceValidator<S>,
-    claim: &str,
-    threads: u32,
-    iters: u64,
-) -> StdDuration {
+/// `threads` threads each run `op` `iters` times, started together by a barrier. The time
+/// returned is the wall time from the first start to the last finish, divided by the number of
+/// threads: the time per operation of the whole machine, times `iters`. Perfect scaling halves
+/// it on two threads.
+fn concurrent(threads: u32, iters: u64, op: &(impl Fn() + Sync)) -> StdDuration {
     let barrier = Barrier::new(threads as usize);
     let spans: Vec<(Instant, Instant)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -286,7 +281,7 @@ fn concurrent<S: NonceSource>(
                     barrier.wait();
                     let start = Instant::now();
                     for _ in 0..iters {
-                        black_box(validator.validate(black_box(Some(claim))).is_ok());
+                        op();
                     }
                     (start, Instant::now())
                 })
@@ -302,17 +297,42 @@ fn concurrent<S: NonceSource>(
     }
 }
 
-fn bench_threads<S: NonceSource>(
+/// Calls per thread in one back-to-back round of the thread benches: long enough (some 20 ms)
+/// that starting the threads, and waking the second processor, is noise.
+const THREAD_ITERS: u64 = 400_000;
+
+/// Back-to-back rounds of the thread benches.
+const THREAD_ROUNDS: usize = 31;
+
+/// One and two threads running `op`, in criterion (`{name}/{1,2}-thread`) and back to back
+/// (recorded under `target`).
+fn bench_threads(
     group: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
+    target: &'static str,
+    op: &(impl Fn() + Sync),
+) {
+    for threads in [1u32, 2] {
+        group.bench_function(format!("{name}/{threads}-thread"), |b| {
+            b.iter_custom(|iters| concurrent(threads, iters, op))
+        });
+    }
+    let per_op = |threads| concurrent(threads, THREAD_ITERS, op).as_secs_f64();
+    paired::measure_timed(target, THREAD_ROUNDS, || per_op(2), || per_op(1));
+}
+
+/// [`bench_threads`] for a validator checking its current nonce.
+fn bench_validate_threads<S: NonceSource>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    target: &'static str,
     validator: &NonceValidator<S>,
 ) {
     let claim = validator.issue();
-    for threads in [1u32, 2] {
-        group.bench_function(format!("{name}/current/{threads}-thread"), |b| {
-            b.iter_custom(|iters| concurrent(validator, claim.as_str(), threads, iters))
-        });
-    }
+    let op = || {
+        black_box(validator.validate(black_box(Some(claim.as_str()))).is_ok());
+    };
+    bench_threads(group, &format!("{name}/current"), target, &op);
 }
 
 fn benches(c: &mut Criterion) {
@@ -417,7 +437,12 @@ fn benches(c: &mut Criterion) {
     extra::redis(&mut group, &memory);
     extra::replay(&mut group);
 
-    bench_threads(&mut group, "memory", &memory);
+    // The floor on one and two threads: how well an operation that shares nothing scales on
+    // this machine at this moment, the control for the sources' figures.
+    bench_threads(&mut group, "baseline/floor", FLOOR_THREADS, &|| {
+        black_box(floor.check(black_box(claim)));
+    });
+    bench_validate_threads(&mut group, "memory", MEMORY_THREADS, &memory);
     extra::derived_threads(&mut group);
 
     group.finish();
@@ -481,9 +506,10 @@ mod extra {
 
     #[cfg(feature = "derived")]
     pub(super) fn derived_threads(group: &mut BenchmarkGroup<'_, WallTime>) {
-        bench_threads(
+        bench_validate_threads(
             group,
             "derived",
+            DERIVED_THREADS,
             &NonceValidator::new(derived_on(SystemClock)),
         );
     }
@@ -747,6 +773,9 @@ const DERIVED_TARGETS: SourceTargets = SourceTargets {
     huge_vs_current: "derived 1 MiB claim vs current",
 };
 const REDIS_VS_MEMORY: &str = "redis steady-state current vs in-memory";
+const MEMORY_THREADS: &str = "in-memory 2 threads vs 1 (time per op; 1/1.7 = 0.588)";
+const FLOOR_THREADS: &str = "control: floor 2 threads vs 1 (time per op)";
+const DERIVED_THREADS: &str = "derived 2 threads vs 1 (time per op; 1/1.7 = 0.588)";
 
 const TARGETS: &[Target] = &[
     Target {
@@ -780,7 +809,13 @@ const TARGETS: &[Target] = &[
         limit: 2.0,
     },
     Target {
-        what: "in-memory 2 threads vs 1 (time per op; 1/1.7 = 0.588)",
+        what: FLOOR_THREADS,
+        numerator: "baseline/floor/2-thread",
+        denominator: "baseline/floor/1-thread",
+        limit: 1.0 / 1.7,
+    },
+    Target {
+        what: MEMORY_THREADS,
         numerator: "memory/current/2-thread",
         denominator: "memory/current/1-thread",
         limit: 1.0 / 1.7,
@@ -804,7 +839,7 @@ const TARGETS: &[Target] = &[
         limit: 2.0,
     },
     Target {
-        what: "derived 2 threads vs 1 (time per op; 1/1.7 = 0.588)",
+        what: DERIVED_THREADS,
         numerator: "derived/current/2-thread",
         denominator: "derived/current/1-thread",
         limit: 1.0 / 1.7,
@@ -850,7 +885,7 @@ fn report() {
         "Targets. \"medians\": criterion's medians, taken up to minutes apart; \"back to back\":"
     );
     println!("the median and quartiles of per-round ratios, both sides timed in each round (the");
-    println!("verdict uses these where measured; threads are measured by criterion only).");
+    println!("verdict uses these where measured).");
     println!();
     println!(
         "{:<56} {:>8} {:>22} {:>6}  verdict",

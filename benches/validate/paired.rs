@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Rounds per ratio; odd, so the median is one round's ratio.
+/// Rounds per ratio of [`measure`]; odd, so the median is one round's ratio.
 const ROUNDS: usize = 301;
 
 /// Calls per side and round: long enough to dwarf the cost of reading the clock, short enough
@@ -33,26 +33,44 @@ fn enabled() -> bool {
     std::env::args().any(|arg| arg == "--bench")
 }
 
-/// Measures `numerator / denominator` back to back and records it under `what`.
+/// Measures `numerator / denominator` back to back, each side timed over `ITERS` calls, and
+/// records it under `what`.
 pub fn measure<A, B>(
     what: &'static str,
     mut numerator: impl FnMut() -> A,
     mut denominator: impl FnMut() -> B,
 ) {
+    measure_timed(
+        what,
+        ROUNDS,
+        || time(&mut numerator),
+        || time(&mut denominator),
+    );
+}
+
+/// Measures `numerator / denominator` back to back over `rounds` rounds, where each side times
+/// itself and returns the time it took (in any unit, the same for both), and records it under
+/// `what`.
+pub fn measure_timed(
+    what: &'static str,
+    rounds: usize,
+    mut numerator: impl FnMut() -> f64,
+    mut denominator: impl FnMut() -> f64,
+) {
     if !enabled() {
         return;
     }
     // One untimed round to warm caches and predictors.
-    time(&mut numerator);
-    time(&mut denominator);
-    let mut ratios: Vec<f64> = (0..ROUNDS)
+    numerator();
+    denominator();
+    let mut ratios: Vec<f64> = (0..rounds)
         .map(|round| {
             let (n, d) = if round % 2 == 0 {
-                let n = time(&mut numerator);
-                (n, time(&mut denominator))
+                let n = numerator();
+                (n, denominator())
             } else {
-                let d = time(&mut denominator);
-                (time(&mut numerator), d)
+                let d = denominator();
+                (numerator(), d)
             };
             n / d
         })
