@@ -590,35 +590,40 @@ mod extra {
             println!("!!!! SKIPPED redis benches: no client for the unix socket !!!!");
             return;
         };
-        let source = match RedisNonceSource::builder(client.clone(), "bench")
-            .rotation(long_rotation())
-            .build()
-        {
-            Ok(source) => source,
-            Err(err) => {
+        let builder = |rotation: Duration| {
+            RedisNonceSource::builder(client.clone(), "bench").rotation(rotation)
+        };
+        let shifted = Arc::new(ShiftedSystemClock::default());
+        let manual = Arc::new(ManualClock::default());
+        let built = (
+            builder(long_rotation()).build(),
+            builder(long_rotation()).clock(Arc::clone(&shifted)).build(),
+            builder(Duration::minutes(5))
+                .clock(Arc::clone(&manual))
+                .build(),
+        );
+        let (source, previous, rotating) = match built {
+            (Ok(source), Ok(previous), Ok(rotating)) => (source, previous, rotating),
+            (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => {
                 println!("!!!! SKIPPED redis benches: the source did not start: {err} !!!!");
                 return;
             }
         };
         let validator = NonceValidator::new(source);
+        let previous = NonceValidator::new(previous);
+        let old = previous.issue();
+        shifted.shift(long_rotation());
+        let _ = previous.issue();
+        // Steady state: the window's value is cached, so the checks make no Redis call.
+        bench_claims(group, "redis", &validator, &previous, old.as_str());
+        // A forced rotation: every issue lands in a new window, one round trip to Redis.
+        group.bench_function("redis/rotation", |b| {
+            b.iter(|| {
+                manual.advance(Duration::minutes(5));
+                rotating.issue()
+            })
+        });
         let current = validator.issue();
-        let unknown = unknown_like(&current);
-        // Steady state: the window's value is cached, so these make no Redis call.
-        group.bench_function("redis/current", |b| {
-            b.iter(|| {
-                validator
-                    .validate(black_box(Some(current.as_str())))
-                    .is_ok()
-            })
-        });
-        group.bench_function("redis/unknown", |b| {
-            b.iter(|| {
-                validator
-                    .validate(black_box(Some(unknown.as_str())))
-                    .is_ok()
-            })
-        });
-        group.bench_function("redis/issue", |b| b.iter(|| validator.issue()));
         let memory_current = memory.issue();
         paired::measure(
             REDIS_VS_MEMORY,
