@@ -54,8 +54,7 @@ pub(crate) fn is_empty(words: &Packed) -> bool {
 /// Packs a nonce for storing in a slot: `None` unless it has [`Nonce::GENERATED_LEN`] bytes.
 ///
 /// Slots are filled only through this function, so every non-empty slot holds the bytes of a
-/// [`Nonce`]: NQCHARs, checked once when the `Nonce` was made. That is what lets [`unpack`] skip
-/// the grammar check.
+/// [`Nonce`]: NQCHARs, checked when the `Nonce` was made.
 #[inline]
 pub(crate) fn pack_nonce(nonce: &Nonce) -> Option<Packed> {
     pack(nonce.as_bytes())
@@ -68,14 +67,18 @@ pub(crate) fn fresh_packed() -> Packed {
     pack_nonce(&Nonce::generate()).unwrap_or(EMPTY)
 }
 
-/// Turns a non-empty slot back into a [`Nonce`]; `None` for an empty slot.
+/// Turns a non-empty slot back into a [`Nonce`]; `None` for an empty slot, and for a value that
+/// is not a nonce.
 ///
-/// The bytes are not checked against the grammar again: a slot is filled only by [`pack_nonce`],
-/// from a `Nonce`. Skipping the check is not only cheaper. The check branches on each byte, and
-/// it would run on the stored nonce in every refusal, right after the same check ran on the
-/// claim: the branch predictor then carries over from one to the other, and the time of a
-/// refusal depends on how alike the claim and the stored nonce are. The constant-time test
-/// (`benches/constant_time.rs`) measured exactly that before this function stopped checking.
+/// Slots are filled only by [`pack_nonce`], from a `Nonce`, so the grammar check cannot fail;
+/// it stays so that a `Nonce` never holds anything else, whatever a slot was filled with. It
+/// runs on the stored nonce in every refusal, right after the same check ran on the claim, so
+/// it must not branch on the bytes: with branches, the branch predictor carried over from one
+/// to the other, and the time of a refusal depended on how alike the claim and the stored nonce
+/// were (the constant-time test, `benches/constant_time.rs`, measured that). [`is_nqchar`]
+/// has no branch.
+///
+/// [`is_nqchar`]: crate::is_nqchar
 #[inline]
 pub(crate) fn unpack(words: &Packed) -> Option<Nonce> {
     if is_empty(words) {
@@ -85,7 +88,8 @@ pub(crate) fn unpack(words: &Packed) -> Option<Nonce> {
     for (chunk, word) in padded.chunks_exact_mut(8).zip(words) {
         chunk.copy_from_slice(&word.to_le_bytes());
     }
-    Some(Nonce::from_inline(padded))
+    crate::nonce::is_valid_nonce(&padded[..Nonce::GENERATED_LEN])
+        .then(|| Nonce::from_inline(padded))
 }
 
 /// Constant-time equality of two byte strings of any length. The lengths are compared first and

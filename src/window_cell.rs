@@ -388,11 +388,11 @@ mod tests {
 
     #[test]
     fn compare_checks_every_slot_and_never_matches_an_empty_one() {
-        use crate::ct::pack;
+        use crate::ct::pack_nonce;
         use crate::nonce::Nonce;
         let rotation = Rotation::new(Duration::seconds(10)).unwrap();
-        let a = pack(Nonce::generate().as_bytes()).unwrap();
-        let b = pack(Nonce::generate().as_bytes()).unwrap();
+        let a = pack_nonce(&Nonce::generate()).unwrap();
+        let b = pack_nonce(&Nonce::generate()).unwrap();
         let cell = WindowCell::<3>::new(
             rotation,
             Duration::seconds(2),
@@ -409,8 +409,63 @@ mod tests {
             (Duration::seconds(40), Duration::seconds(48))
         );
         assert_eq!(cell.compare(&b).hits, [false, true, false]);
-        let other = pack(Nonce::generate().as_bytes()).unwrap();
+        let other = pack_nonce(&Nonce::generate()).unwrap();
         assert_eq!(cell.compare(&other).hits, [false, false, false]);
+    }
+
+    #[test]
+    fn compare_first_compares_only_the_first_slots() {
+        use crate::ct::pack_nonce;
+        use crate::nonce::Nonce;
+        let rotation = Rotation::new(Duration::seconds(10)).unwrap();
+        let values = [(); 3].map(|()| pack_nonce(&Nonce::generate()).unwrap());
+        let cell = WindowCell::<3>::new(
+            rotation,
+            Duration::seconds(3),
+            Slots {
+                values,
+                ..Slots::empty(2)
+            },
+        );
+        assert_eq!(cell.compare_first::<2>(&values[0]).hits, [true, false]);
+        assert_eq!(cell.compare_first::<2>(&values[1]).hits, [false, true]);
+        let third = cell.compare_first::<2>(&values[2]);
+        assert_eq!(third.hits, [false, false]);
+        assert_eq!(
+            (third.start(), third.steady_end()),
+            (Duration::seconds(20), Duration::seconds(27))
+        );
+        assert_eq!(cell.compare(&values[2]).hits, [false, false, true]);
+    }
+
+    #[test]
+    fn value_now_reads_one_slot_and_moves_only_forward() {
+        use crate::clock::ManualClock;
+        let rotation = Rotation::new(Duration::seconds(10)).unwrap();
+        let clock = ManualClock::at_unix(Duration::seconds(25));
+        let cell = WindowCell::<2>::new(
+            rotation,
+            Duration::ZERO,
+            Slots {
+                values: [[1; WORDS], [2; WORDS]],
+                ..Slots::empty(2)
+            },
+        );
+        let rotate = |latest: &Slots<2>, target: i64| Slots {
+            values: [[target as u64 * 10; WORDS], latest.values[0]],
+            ..Slots::empty(target)
+        };
+        // Inside the stored window: the stored slot, nothing rotates.
+        assert_eq!(cell.value_now(1, &clock, rotate), [2; WORDS]);
+        assert_eq!(cell.read().window, 2);
+        // At the window's end: the next window's slots are built and read.
+        clock.advance(Duration::seconds(5));
+        assert_eq!(cell.value_now(0, &clock, rotate), [30; WORDS]);
+        assert_eq!(cell.value_now(1, &clock, rotate), [1; WORDS]);
+        // A clock that steps back keeps the stored window.
+        clock.advance(-Duration::seconds(20));
+        assert_eq!(cell.value_now(0, &clock, rotate), [30; WORDS]);
+        assert_eq!(cell.read().window, 3);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dpop_nonce::derived::{DerivedConfigError, DerivedNonceSource};
 use dpop_nonce::{
-    Clock, ConfigError, ManualClock, NonceCheck, NonceSource, NonceValidator, RejectReason,
+    Clock, ConfigError, ManualClock, Nonce, NonceCheck, NonceSource, NonceValidator, RejectReason,
 };
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
@@ -35,6 +35,11 @@ fn source(
         .clock(Arc::clone(clock))
         .build()
         .expect("valid configuration")
+}
+
+/// The nonce a one-secret source with `secret` issues at `unix_seconds`.
+fn source_with_secret_at(secret: &[u8], unix_seconds: i64) -> Nonce {
+    source("as", &[secret], &clock_at(unix_seconds)).issue()
 }
 
 fn decode(nonce: &str) -> Vec<u8> {
@@ -422,7 +427,7 @@ fn the_source_follows_a_clock_that_steps_back() {
 }
 
 #[test]
-fn after_the_clock_steps_back_check_accepts_what_was_issued_until_issue_follows_it() {
+fn a_check_follows_a_clock_that_steps_back_at_once() {
     let clock = clock_at(START);
     let source = source("as", &[&SECRET], &clock);
     let earlier = source.issue();
@@ -430,17 +435,34 @@ fn after_the_clock_steps_back_check_accepts_what_was_issued_until_issue_follows_
     let later = source.issue();
     assert_ne!(earlier, later);
     clock.advance(-Duration::minutes(1));
-    // Nothing issued since the step back: the source still holds the later window, so both
-    // nonces it handed out are accepted.
-    assert_eq!(source.check(later.as_str()), NonceCheck::Current);
-    assert_eq!(source.check(earlier.as_str()), NonceCheck::Previous);
-    // Issuing follows the clock back, and the checks follow: the later nonce is now the next
-    // window's, accepted only within the skew before this window ends.
-    assert_eq!(source.issue(), earlier);
+    // Nothing issued since the step back: the check alone moves to the clock's window, where
+    // the later nonce is the next window's, accepted only within the skew before its end.
     assert_eq!(source.check(earlier.as_str()), NonceCheck::Current);
     assert_eq!(source.check(later.as_str()), NonceCheck::Unknown);
     clock.advance(Duration::seconds(59));
     assert_eq!(source.check(later.as_str()), NonceCheck::Current);
+    assert_eq!(source.check(earlier.as_str()), NonceCheck::Current);
+}
+
+#[test]
+fn with_two_secrets_the_steady_part_accepts_current_and_previous_only() {
+    let clock = clock_at(START + 10);
+    let other = [0x17u8; 32];
+    let source = source("as", &[&SECRET, &other], &clock);
+    let old_only = source_with_secret_at(&other, START + 10);
+    let first_next = source_with_secret_at(&SECRET, START + 70);
+    let other_next = source_with_secret_at(&other, START + 70);
+    let other_previous = source_with_secret_at(&other, START - 50);
+    // In the steady part of the window: the other secret's current and previous nonces are
+    // accepted as previous; neither secret's next-window nonce is accepted.
+    assert_eq!(source.check(old_only.as_str()), NonceCheck::Previous);
+    assert_eq!(source.check(other_previous.as_str()), NonceCheck::Previous);
+    assert_eq!(source.check(first_next.as_str()), NonceCheck::Unknown);
+    assert_eq!(source.check(other_next.as_str()), NonceCheck::Unknown);
+    // Within the skew before the end: both next-window nonces count.
+    clock.advance(Duration::seconds(47));
+    assert_eq!(source.check(first_next.as_str()), NonceCheck::Current);
+    assert_eq!(source.check(other_next.as_str()), NonceCheck::Previous);
 }
 
 #[test]
@@ -452,8 +474,8 @@ fn after_a_long_step_back_the_clock_s_window_is_accepted_at_once() {
     let later = source.issue();
     clock.advance(-Duration::minutes(10));
     // Another replica, with a correct clock, hands out the nonce of the clock's window. The
-    // source still holds the later window, but a claim it does not find there is checked
-    // against the clock's window: accepted, with no retry.
+    // source still holds the later window; the check sees the clock before that window's start,
+    // moves to the clock's window and accepts the claim, with no retry.
     let validator = NonceValidator::new(&source);
     let accepted = validator.validate(Some(earlier.as_str())).unwrap();
     assert!(accepted.refresh().is_none());

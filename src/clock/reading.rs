@@ -8,8 +8,8 @@ use time::Duration;
 /// epoch (the bounds of a rotation window, for example).
 ///
 /// Nonce sources read the clock *first* on every check and compare the claim while the clock is
-/// still being read; only then do they look at the reading. The processor overlaps the two, and
-/// this ordering is most of what a check costs over the bare clock read.
+/// still being read; only then do they look at the reading. The processor overlaps the two, which
+/// hides most of the comparison's cost behind the clock read.
 ///
 /// A reading of the system clock keeps the `SystemTime` itself, so comparing it with a mark
 /// costs one addition and no conversion of the reading into a `Duration` (which costs more than
@@ -26,10 +26,10 @@ use time::Duration;
 /// let marks = [Duration::seconds(10), Duration::seconds(15), Duration::seconds(20)];
 /// assert_eq!(now.marks_reached(&marks), 2);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct ClockReading(Reading);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 enum Reading {
     SinceEpoch(Duration),
     System(SystemTime),
@@ -64,8 +64,9 @@ impl ClockReading {
                 Ok(after_epoch) => UNIX_EPOCH
                     .checked_add(after_epoch)
                     .is_some_and(|at| at <= now),
-                // A mark before the epoch, or too far after it for a `SystemTime`: compare the
-                // slow way (never on a sane system clock).
+                // A mark before the epoch: compare the slow way (never on a sane system clock).
+                // A mark too far ahead for a `SystemTime` makes `checked_add` fail above: not
+                // reached.
                 Err(_) => mark <= unix_time_of(now),
             },
         }

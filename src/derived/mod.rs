@@ -112,9 +112,7 @@ enum Cache {
 /// that goes from a replica to another may be refused once, and is handed a nonce by the replica
 /// it reached; it succeeds on its retry unless its next request again lands on a replica whose
 /// clock differs from that one's by more than an interval. The source follows its clock: if the
-/// clock steps back, it computes the nonces of the window the clock now shows. Until something
-/// makes it look (issuing, or a claim it does not find in the window it holds), it goes on
-/// accepting the nonces of the later window it holds, which it handed out itself.
+/// clock steps back, it computes the nonces of the window the clock now shows.
 ///
 /// # Rotating secrets
 ///
@@ -207,33 +205,26 @@ impl<C: Clock> DerivedNonceSource<C> {
         &self.clock
     }
 
-    /// The slots of the window the clock shows now (deriving them when the window changed), and
-    /// whether now is within the skew of that window's end.
+    /// The slots of the window the clock shows now, deriving them when the window changed.
     #[inline]
-    fn slots_now<const N: usize>(&self, cell: &WindowCell<N>) -> (Slots<N>, bool) {
-        let mut slots = cell.read();
-        let near_end = slots.end.saturating_sub(self.skew);
-        let mut passed = self
-            .clock
-            .read()
-            .marks_reached(&[slots.start, near_end, slots.end]);
-        if passed == 0 || passed == 3 {
-            // Outside the cached window (either way: nonces are a pure function of the time, so
-            // following a clock that stepped back brings back nothing other replicas refuse).
-            let target = self.rotation.window_of(self.clock.unix_time());
-            slots = cell.update(|latest| {
-                (latest.window != target).then(|| derive(&self.secrets, &self.label, target))
-            });
-            let near_end = slots.end.saturating_sub(self.skew);
-            passed = self.clock.read().marks_reached(&[near_end]) + 1;
+    fn slots_now<const N: usize>(&self, cell: &WindowCell<N>) -> Slots<N> {
+        let now = self.clock.read();
+        let slots = cell.read();
+        if now.marks_reached(&[slots.start, slots.end]) == 1 {
+            return slots;
         }
-        (slots, passed >= 2)
+        // Outside the cached window (either way: nonces are a pure function of the time, so
+        // following a clock that stepped back brings back nothing other replicas refuse).
+        let target = self.rotation.window_of(self.clock.unix_time());
+        cell.update(|latest| {
+            (latest.window != target).then(|| derive(&self.secrets, &self.label, target))
+        })
     }
 
     fn issue_from<const N: usize>(&self, cell: &WindowCell<N>) -> Nonce {
         // The first secret's current slot is filled whenever the source exists; the fallback
         // only keeps this path free of panics.
-        let (slots, _) = self.slots_now(cell);
+        let slots = self.slots_now(cell);
         slots
             .values
             .get(CURRENT)
@@ -241,10 +232,10 @@ impl<C: Clock> DerivedNonceSource<C> {
             .unwrap_or_else(Nonce::generate)
     }
 
-    /// The usual case, one secret. In the steady part of the window (before the skew tolerance
-    /// begins) only the current and the previous window's values count, so only those two are
-    /// compared: the same work as an in-memory source's check. A claim they do not accept goes
-    /// through [`check_all`](Self::check_all).
+    /// The usual case, one secret. In the steady part of the cached window (from its start to
+    /// the skew tolerance before its end) only the current and the previous window's values
+    /// count, so only those two are compared. A claim they do not accept, or a clock outside
+    /// that part, goes through [`check_all`](Self::check_all), which compares every value.
     #[inline]
     fn check_one(&self, cell: &WindowCell<PER_SECRET>, claim: &str) -> NonceCheck {
         const { assert!(CURRENT == 0 && PREVIOUS == 1, "the first two slots") };
@@ -255,7 +246,7 @@ impl<C: Clock> DerivedNonceSource<C> {
             return NonceCheck::Unknown;
         };
         let compared = cell.compare_first::<2>(&packed);
-        if !now.has_reached(compared.steady_end()) {
+        if now.marks_reached(&[compared.start(), compared.steady_end()]) == 1 {
             match compared.hits {
                 [true, _] => return NonceCheck::Current,
                 [false, true] => return NonceCheck::Previous,
@@ -266,8 +257,8 @@ impl<C: Clock> DerivedNonceSource<C> {
     }
 
     /// Any number of secrets: every slot is compared, with the next window's masked out in the
-    /// steady part of the window. A claim that is not accepted goes through
-    /// [`check_all`](Self::check_all).
+    /// steady part of the cached window. A claim that is not accepted there, or a clock outside
+    /// that part, goes through [`check_all`](Self::check_all).
     #[inline]
     fn check_in<const N: usize>(&self, cell: &WindowCell<N>, claim: &str) -> NonceCheck {
         let now = self.clock.read();
@@ -275,7 +266,7 @@ impl<C: Clock> DerivedNonceSource<C> {
             return NonceCheck::Unknown;
         };
         let compared = cell.compare(&packed);
-        if !now.has_reached(compared.steady_end()) {
+        if now.marks_reached(&[compared.start(), compared.steady_end()]) == 1 {
             let verdict = verdict(compared.hits, false);
             if verdict.is_accepted() {
                 return verdict;
@@ -285,17 +276,19 @@ impl<C: Clock> DerivedNonceSource<C> {
     }
 
     /// The full check, for what the fast path cannot answer: a claim it does not accept, or a
-    /// clock at or past the skew tolerance before the cached window's end. Moves the cache to
-    /// the clock's window (forward, or back after the clock stepped back), which also tells
-    /// whether the next window's nonce counts, and compares with every slot. So the fast path
-    /// only ever accepts (nonces of the cached window, which this source handed out), and a
-    /// refusal is always decided against the window the clock shows. Out of line: it is the
-    /// rare path.
+    /// clock outside the steady part of the cached window. Moves the cache to the clock's window
+    /// (forward, or back after the clock stepped back) and compares with every slot; the next
+    /// window's values count when the clock has reached the skew tolerance before the end of the
+    /// window *that comparison saw* (another thread may have moved the cache on in between). So a
+    /// refusal is always decided against every value of the window the clock shows. Out of
+    /// line: it is the rare path.
     #[cold]
     #[inline(never)]
     fn check_all<const N: usize>(&self, cell: &WindowCell<N>, claim: &Packed) -> NonceCheck {
-        let near_end = self.slots_now(cell).1;
-        verdict(cell.compare(claim).hits, near_end)
+        self.slots_now(cell);
+        let compared = cell.compare(claim);
+        let near_end = self.clock.read().has_reached(compared.steady_end());
+        verdict(compared.hits, near_end)
     }
 }
 
