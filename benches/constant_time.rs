@@ -190,7 +190,6 @@ fn control_memory_validate(runner: &mut CtRunner, rng: &mut BenchRng) {
     });
 }
 
-/// `Nonce`'s own `==`, which users are told to use in hand-written sources.
 /// The harness's own bias on the smallest operation: both classes alike.
 fn control_nonce_eq(runner: &mut CtRunner, rng: &mut BenchRng) {
     let stored: Vec<Nonce> = (0..SECRETS).map(|_| Nonce::generate()).collect();
@@ -200,6 +199,7 @@ fn control_nonce_eq(runner: &mut CtRunner, rng: &mut BenchRng) {
     });
 }
 
+/// `Nonce`'s own `==`, which users are told to use in hand-written sources.
 fn nonce_eq(runner: &mut CtRunner, rng: &mut BenchRng) {
     let stored: Vec<Nonce> = (0..SECRETS).map(|_| Nonce::generate()).collect();
     let values: Vec<String> = stored.iter().map(Nonce::to_string).collect();

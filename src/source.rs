@@ -88,7 +88,8 @@ pub trait NonceSource: Send + Sync {
     fn issue(&self) -> Nonce;
 
     /// Whether `claim` (a proof's `nonce` claim, 1 to [`Nonce::MAX_LEN`] bytes) is a nonce this
-    /// source accepts, compared in constant time against every candidate.
+    /// source accepts, compared in constant time against every candidate that can count at
+    /// that time.
     fn check(&self, claim: &str) -> NonceCheck;
 }
 

@@ -63,8 +63,10 @@ const PREVIOUS: usize = 1;
 const NEXT: usize = 2;
 
 /// The cached values of the current window, in a cell sized for the number of secrets: three
-/// slots per secret (current, previous, next window), so a source with one secret compares a
-/// claim against three values, not nine. Every slot of the cell is compared on every check.
+/// slots per secret (current, previous, next window), so a source with one secret holds three
+/// values, not nine. A check compares every slot that can decide it: with one secret, in the
+/// steady part of a window, the current and previous values (the next one cannot count there);
+/// otherwise every slot.
 enum Cache {
     One(WindowCell<PER_SECRET>),
     Two(WindowCell<{ 2 * PER_SECRET }>),
@@ -134,7 +136,9 @@ enum Cache {
 /// The nonces of a window are derived once, by the first call that sees the window start (three
 /// HMAC computations per secret), and cached behind the same lock-free sequence lock as the
 /// in-memory source. A check derives nothing and takes no lock: it compares the claim in
-/// constant time against every cached value, three per secret.
+/// constant time against every cached value that can count at that time (with one secret, in
+/// the steady part of a window, the current and the previous one, as the in-memory source
+/// does), and a claim that is not accepted there against all of them.
 pub struct DerivedNonceSource<C = SystemClock> {
     clock: C,
     rotation: Rotation,
