@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dpop_nonce::derived::{DerivedConfigError, DerivedNonceSource};
 use dpop_nonce::{
     Clock, ConfigError, ManualClock, Nonce, NonceCheck, NonceSource, NonceValidator, RejectReason,
+    Rotation, SystemClock,
 };
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
@@ -536,4 +537,55 @@ fn with_three_secrets_all_verify_and_only_the_first_is_current() {
         all.check(source("as", &[&[0x44u8; 32]], &clock).issue().as_str()),
         NonceCheck::Unknown
     );
+}
+
+/// The nonce a one-secret source with `secret` and `rotation` issues in `window`.
+fn nonce_of_window(secret: &[u8], rotation: Rotation, window: i64) -> Nonce {
+    DerivedNonceSource::builder("stress")
+        .secret(secret)
+        .rotation(rotation.interval())
+        .clock(ManualClock::at_unix(rotation.window_start(window)))
+        .build()
+        .expect("valid configuration")
+        .issue()
+}
+
+#[test]
+fn concurrent_checks_on_the_system_clock_never_accept_a_nonce_two_windows_ahead() {
+    // A 200 µs rotation (skew 100 µs) makes real rotations race with checks on the real clock.
+    let rotation = Rotation::new(Duration::microseconds(200)).unwrap();
+    let source = Arc::new(
+        DerivedNonceSource::builder("stress")
+            .secret(SECRET)
+            .rotation(rotation.interval())
+            .build()
+            .expect("valid configuration"),
+    );
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            let source = Arc::clone(&source);
+            scope.spawn(move || {
+                let validator = NonceValidator::new(&*source);
+                for round in 0..3_000 {
+                    let before = rotation.window_of(SystemClock.unix_time());
+                    let far = nonce_of_window(&SECRET, rotation, before + 2);
+                    let nonce = validator.issue();
+                    let far_accepted = validator.validate(Some(far.as_str())).is_ok();
+                    let issued_accepted = validator.validate(Some(nonce.as_str())).is_ok();
+                    let after = rotation.window_of(SystemClock.unix_time());
+                    // The nonce of window `before + 2` counts only from the skew before the end
+                    // of `before + 1`, so the clock must have left `before` by then.
+                    assert!(
+                        !far_accepted || after > before,
+                        "round {round}: window {} accepted in window {after}",
+                        before + 2
+                    );
+                    // A nonce just issued is refused only if two windows went by.
+                    assert!(issued_accepted || after >= before + 2, "round {round}");
+                    let foreign = Nonce::generate();
+                    assert!(validator.validate(Some(foreign.as_str())).is_err());
+                }
+            });
+        }
+    });
 }
