@@ -236,12 +236,18 @@ impl<C: Clock> DerivedNonceSource<C> {
             .unwrap_or_else(Nonce::generate)
     }
 
-    /// The usual case, one secret. In the steady part of the cached window (from its start to
-    /// the skew tolerance before its end) only the current and the previous window's values
-    /// count, so only those two are compared. A claim they do not accept, or a clock outside
-    /// that part, goes through [`check_all`](Self::check_all), which compares every value.
+    /// The fast path of a check: the first `M` slots of the cell, which are every slot that can
+    /// count in the steady part of the cached window (from its start to the skew tolerance
+    /// before its end). With one secret that is the current and the previous value (`M` = 2);
+    /// with more, every slot, the next window's masked out. A claim not accepted there, or a
+    /// clock outside that part, goes through [`check_all`](Self::check_all), which compares
+    /// every value.
     #[inline]
-    fn check_one(&self, cell: &WindowCell<PER_SECRET>, claim: &str) -> NonceCheck {
+    fn check_in<const N: usize, const M: usize>(
+        &self,
+        cell: &WindowCell<N>,
+        claim: &str,
+    ) -> NonceCheck {
         const { assert!(CURRENT == 0 && PREVIOUS == 1, "the first two slots") };
         // The clock first, so that the comparison runs while the clock is being read (see
         // `ClockReading`).
@@ -249,27 +255,7 @@ impl<C: Clock> DerivedNonceSource<C> {
         let Some(packed) = ct::pack(claim.as_bytes()) else {
             return NonceCheck::Unknown;
         };
-        let compared = cell.compare_first::<2>(&packed);
-        if now.marks_reached(&[compared.start(), compared.steady_end()]) == 1 {
-            match compared.hits {
-                [true, _] => return NonceCheck::Current,
-                [false, true] => return NonceCheck::Previous,
-                [false, false] => {}
-            }
-        }
-        self.check_all(cell, &packed)
-    }
-
-    /// Any number of secrets: every slot is compared, with the next window's masked out in the
-    /// steady part of the cached window. A claim that is not accepted there, or a clock outside
-    /// that part, goes through [`check_all`](Self::check_all).
-    #[inline]
-    fn check_in<const N: usize>(&self, cell: &WindowCell<N>, claim: &str) -> NonceCheck {
-        let now = self.clock.read();
-        let Some(packed) = ct::pack(claim.as_bytes()) else {
-            return NonceCheck::Unknown;
-        };
-        let compared = cell.compare(&packed);
+        let compared = cell.compare_first::<M>(&packed);
         if now.marks_reached(&[compared.start(), compared.steady_end()]) == 1 {
             let verdict = verdict(compared.hits, false);
             if verdict.is_accepted() {
@@ -296,7 +282,7 @@ impl<C: Clock> DerivedNonceSource<C> {
     }
 }
 
-/// What the hits of a comparison with every slot mean: the next window's values count only
+/// What the hits of a comparison with the first slots mean: the next window's values count only
 /// `near_end`; only the first secret's current and next values are current, everything else is
 /// accepted as previous, so the client is handed the nonce of the issuing secret.
 fn verdict<const N: usize>(hits: [bool; N], near_end: bool) -> NonceCheck {
@@ -355,9 +341,14 @@ impl<C: Clock> NonceSource for DerivedNonceSource<C> {
     #[inline]
     fn check(&self, claim: &str) -> NonceCheck {
         match &self.cache {
-            Cache::One(cell) => self.check_one(cell, claim),
-            Cache::Two(cell) => self.check_in(cell, claim),
-            Cache::Three(cell) => self.check_in(cell, claim),
+            // One secret: only its current and previous values count in the steady part.
+            Cache::One(cell) => self.check_in::<PER_SECRET, 2>(cell, claim),
+            Cache::Two(cell) => {
+                self.check_in::<{ 2 * PER_SECRET }, { 2 * PER_SECRET }>(cell, claim)
+            }
+            Cache::Three(cell) => {
+                self.check_in::<{ 3 * PER_SECRET }, { 3 * PER_SECRET }>(cell, claim)
+            }
         }
     }
 }
