@@ -218,9 +218,12 @@ impl<C: Clock> DerivedNonceSource<C> {
             return slots;
         }
         // Outside the cached window (either way: nonces are a pure function of the time, so
-        // following a clock that stepped back brings back nothing other replicas refuse).
-        let target = self.rotation.window_of(self.clock.unix_time());
+        // following a clock that stepped back brings back nothing other replicas refuse). The
+        // window is read from the clock under the writer lock: a reading taken before it could
+        // be older than the window another thread has just stored, and would move the cache
+        // back under the feet of checks that already see the newer window.
         cell.update(|latest| {
+            let target = self.rotation.window_of(self.clock.unix_time());
             (latest.window != target).then(|| derive(&self.secrets, &self.label, target))
         })
     }
