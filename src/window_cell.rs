@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use subtle::BlackBox;
 use time::Duration;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, ClockReading};
 use crate::ct::{EMPTY, Packed, WORDS};
 use crate::rotation::Rotation;
 
@@ -236,21 +236,22 @@ impl<const N: usize> WindowCell<N> {
         }
     }
 
-    /// The slots for the window the clock reads now. When the clock reads a later window than
-    /// the stored one, `rotate(latest, target)` builds the slots for window `target` under the
-    /// writer lock (only the first caller to see the new window does). When it reads an earlier
-    /// window (the clock stepped back), the stored slots are kept: a source never returns to an
-    /// older window, so it never resurrects an old nonce.
+    /// The slots for the window of `now`, a reading of `clock` the caller took just before (so
+    /// that the read of the cell overlaps with it, see `ClockReading`, and so that the caller
+    /// can use the same reading again). When `now` has reached the stored window's end,
+    /// `rotate(latest, target)` builds the slots for the window `clock` reads, `target`, under
+    /// the writer lock (only the first caller to see the new window does). When the clock reads
+    /// an earlier window (it stepped back), the stored slots are kept: a source never returns to
+    /// an older window, so it never resurrects an old nonce.
     ///
     /// The common case costs one clock comparison against the stored window's end.
     #[inline]
     pub(crate) fn forward_to(
         &self,
+        now: ClockReading,
         clock: &impl Clock,
         rotate: impl FnOnce(&Slots<N>, i64) -> Slots<N>,
     ) -> Slots<N> {
-        // The clock first: the read of the cell overlaps with it (see `ClockReading`).
-        let now = clock.read();
         let stored = self.read();
         if !now.has_reached(stored.end) {
             return stored;

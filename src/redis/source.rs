@@ -11,7 +11,7 @@ use super::connection::{Backoff, CallError, Connector, Wait};
 use super::error::RedisSourceError;
 use super::health::Health;
 use super::keys;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, ClockReading, SystemClock};
 use crate::ct::{self, Packed};
 use crate::nonce::Nonce;
 use crate::rotation::Rotation;
@@ -185,7 +185,7 @@ impl<C: Clock> RedisNonceSource<C> {
     /// [`RedisSourceError::Unreachable`] when Redis failed (the source serves its fallback), or
     /// [`RedisSourceError::Busy`] when another thread held the connection for a whole budget.
     pub fn refresh(&self) -> Result<(), RedisSourceError> {
-        let slots = self.rotate_to_now();
+        let slots = self.rotate_to(self.clock.read());
         if ct::is_empty(&slots.values[SHARED_CURRENT]) {
             let want_previous = ct::is_empty(&slots.values[SHARED_PREVIOUS]);
             self.fetch(slots.window, want_previous, Wait::Bounded, Backoff::Ignore)
@@ -210,9 +210,10 @@ impl<C: Clock> RedisNonceSource<C> {
             .map_err(public_error)
     }
 
-    /// The slots for the window the clock is in, rotating locally first (no Redis call).
-    fn rotate_to_now(&self) -> Slots<SLOTS> {
-        self.cell.forward_to(&self.clock, |latest, target| {
+    /// The slots for the window of `now` (a reading of the source's clock), rotating locally
+    /// first (no Redis call).
+    fn rotate_to(&self, now: ClockReading) -> Slots<SLOTS> {
+        self.cell.forward_to(now, &self.clock, |latest, target| {
             let mut next = Slots::empty(target);
             if latest.window.checked_add(1) == Some(target) {
                 next.values[SHARED_CURRENT] = latest.values[SHARED_NEXT];
@@ -227,7 +228,8 @@ impl<C: Clock> RedisNonceSource<C> {
     /// fallback), and the next value prefetched when its time has come.
     #[inline]
     pub(super) fn slots_now(&self) -> Slots<SLOTS> {
-        let slots = self.rotate_to_now();
+        let now = self.clock.read();
+        let slots = self.rotate_to(now);
         if ct::is_empty(&slots.values[SHARED_CURRENT]) {
             return self.fill_current(slots);
         }
@@ -235,10 +237,7 @@ impl<C: Clock> RedisNonceSource<C> {
             let prefetch_from = slots.end.saturating_sub(self.prefetch_lead);
             // Within the stored window (the clock did not step back) and in its last
             // `prefetch_lead`: time to fetch the next value.
-            let passed = self
-                .clock
-                .read()
-                .marks_reached(&[slots.start, prefetch_from, slots.end]);
+            let passed = now.marks_reached(&[slots.start, prefetch_from, slots.end]);
             if passed == 2
                 && let Some(next) = slots.window.checked_add(1)
             {
