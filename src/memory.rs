@@ -61,7 +61,6 @@ const PREVIOUS: usize = 1;
 /// ```
 pub struct InMemoryNonceSource<C = SystemClock> {
     clock: C,
-    rotation: Rotation,
     cell: WindowCell<2>,
 }
 
@@ -94,20 +93,19 @@ impl<C: Clock> InMemoryNonceSource<C> {
         first.values[CURRENT] = ct::fresh_packed();
         Self {
             clock,
-            rotation,
             cell: WindowCell::new(rotation, Duration::ZERO, first),
         }
     }
 
     /// The rotation this source uses.
     pub fn rotation(&self) -> Rotation {
-        self.rotation
+        self.cell.rotation()
     }
 
     /// The longest time one of this source's nonces is accepted: two rotation intervals. Use it
     /// as the lifetime of replay-cache entries (RFC 9449 §11.1).
     pub fn max_nonce_lifetime(&self) -> Duration {
-        self.rotation.max_nonce_lifetime()
+        self.rotation().max_nonce_lifetime()
     }
 
     /// The clock this source reads.
@@ -170,7 +168,7 @@ impl<C: fmt::Debug> fmt::Debug for InMemoryNonceSource<C> {
         let stored = self.cell.read();
         f.debug_struct("InMemoryNonceSource")
             .field("clock", &self.clock)
-            .field("rotation", &self.rotation.interval())
+            .field("rotation", &self.cell.rotation().interval())
             .field("window", &stored.window)
             .field("has_previous", &!ct::is_empty(&stored.values[PREVIOUS]))
             .finish_non_exhaustive()

@@ -155,6 +155,11 @@ impl<const N: usize> WindowCell<N> {
         }
     }
 
+    /// The rotation the cell's windows follow.
+    pub(crate) fn rotation(&self) -> Rotation {
+        self.rotation
+    }
+
     /// Runs `read` over the cell's atomics until it ran during no write, and returns what that
     /// run returned: the sequence-lock protocol, in one place. `read` may see a torn state on a
     /// run that is then thrown away, so it must only load and compute, never act. Never blocks on
