@@ -581,7 +581,6 @@ mod extra {
         memory: &NonceValidator<InMemoryNonceSource>,
     ) {
         use dpop_nonce::redis::{RedisNonceSource, RedisReplayCache};
-        use dpop_nonce::replay::{ReplayCache, ReplayKey};
 
         let Some(server) = RedisServer::start() else {
             println!();
@@ -644,15 +643,7 @@ mod extra {
 
         // One round trip per insert, over the unix socket.
         if let Ok(cache) = RedisReplayCache::builder(client, Duration::minutes(10)).build() {
-            let mut counter = 0u64;
-            group.bench_function("redis/replay-insert", |b| {
-                b.iter(|| {
-                    counter += 1;
-                    cache
-                        .insert(&ReplayKey::from_bytes(key_bytes(counter)))
-                        .is_ok()
-                })
-            });
+            bench_inserts(group, "redis/replay-insert", &cache);
         }
         drop(server);
     }
@@ -681,6 +672,26 @@ mod extra {
         bytes
     }
 
+    /// Inserts of distinct keys into `cache`, as bench `name`.
+    #[cfg(feature = "replay")]
+    fn bench_inserts(
+        group: &mut BenchmarkGroup<'_, WallTime>,
+        name: &str,
+        cache: &impl dpop_nonce::replay::ReplayCache,
+    ) {
+        let mut counter = 0u64;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                counter += 1;
+                cache
+                    .insert(&dpop_nonce::replay::ReplayKey::from_bytes(key_bytes(
+                        counter,
+                    )))
+                    .is_ok()
+            })
+        });
+    }
+
     #[cfg(feature = "replay")]
     pub(super) fn replay(group: &mut BenchmarkGroup<'_, WallTime>) {
         use dpop_nonce::replay::{InMemoryReplayCache, ReplayCache, ReplayKey};
@@ -703,15 +714,7 @@ mod extra {
             println!("!!!! SKIPPED replay benches: the cache did not build !!!!");
             return;
         };
-        let mut counter = 0u64;
-        group.bench_function("replay/insert", |b| {
-            b.iter(|| {
-                counter += 1;
-                cache
-                    .insert(&ReplayKey::from_bytes(key_bytes(counter)))
-                    .is_ok()
-            })
-        });
+        bench_inserts(group, "replay/insert", &cache);
         let seen = ReplayKey::from_bytes(key_bytes(u64::MAX));
         let _ = long.insert(&seen);
         group.bench_function("replay/insert-replayed", |b| {
