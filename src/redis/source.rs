@@ -298,28 +298,26 @@ impl<C: Clock> RedisNonceSource<C> {
             .map(|previous| keys::nonce_key(&self.prefix, &self.label, previous));
         let ttl_ms = self.ttl_ms(window);
         let candidate = Nonce::generate();
-        let outcome = self.connector.call(wait, backoff, |connection| {
+        self.connector.call(wait, backoff, |connection| {
             // Threads that queued for the connection at a window change find the work done
-            // by the first one, and send nothing.
+            // by the first one, and send nothing. So the values are stored before the
+            // connection is released.
             if self.has_shared(window) {
-                return Ok(None);
+                return Ok(());
             }
-            set_and_get(
+            let (value, previous) = set_and_get(
                 connection,
                 &key,
                 &candidate,
                 ttl_ms,
                 previous_key.as_deref(),
-            )
-            .map(Some)
-        });
-        if let Some((value, previous)) = outcome? {
+            )?;
             self.store(window, value);
             if let (Some(previous), Some(before)) = (previous, window.checked_sub(1)) {
                 self.store(before, previous);
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// `true` when `window`'s shared value is cached (as current or as next).
