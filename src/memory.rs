@@ -117,7 +117,7 @@ impl<C: Clock> InMemoryNonceSource<C> {
     /// the stored one.
     #[inline]
     fn slots_now(&self) -> Slots<2> {
-        self.cell.forward_to(self.clock.read(), &self.clock, rotate)
+        self.cell.forward_to(self.clock.read(), rotate)
     }
 }
 

@@ -243,27 +243,26 @@ impl<const N: usize> WindowCell<N> {
         }
     }
 
-    /// The slots for the window of `now`, a reading of `clock` the caller took just before (so
-    /// that the read of the cell overlaps with it, see `ClockReading`, and so that the caller
-    /// can use the same reading again). When `now` has reached the stored window's end,
-    /// `rotate(latest, target)` builds the slots for the window `clock` reads, `target`, under
-    /// the writer lock (only the first caller to see the new window does). When the clock reads
-    /// an earlier window (it stepped back), the stored slots are kept: a source never returns to
-    /// an older window, so it never resurrects an old nonce.
+    /// The slots for the window of `now`, a reading of the source's clock the caller took just
+    /// before (so that the read of the cell overlaps with it, see `ClockReading`, and so that
+    /// the caller can use the same reading again). When `now` has reached the stored window's
+    /// end, `rotate(latest, target)` builds the slots for `now`'s window, `target`, under the
+    /// writer lock (only the first caller to see the new window does). When `now` is in an
+    /// earlier window (the clock stepped back), the stored slots are kept: a source never
+    /// returns to an older window, so it never resurrects an old nonce.
     ///
     /// The common case costs one clock comparison against the stored window's end.
     #[inline]
     pub(crate) fn forward_to(
         &self,
         now: ClockReading,
-        clock: &impl Clock,
         rotate: impl FnOnce(&Slots<N>, i64) -> Slots<N>,
     ) -> Slots<N> {
         let stored = self.read();
         if !now.has_reached(stored.end) {
             return stored;
         }
-        self.move_forward(stored, clock, rotate)
+        self.move_forward(stored, now, rotate)
     }
 
     /// The value in `slot` for the window the clock reads now: [`forward_to`](Self::forward_to)
@@ -284,20 +283,21 @@ impl<const N: usize> WindowCell<N> {
         if !now.has_reached(end) {
             return value;
         }
-        self.move_forward(self.read(), clock, rotate).values[slot]
+        self.move_forward(self.read(), now, rotate).values[slot]
     }
 
     /// The rare part of [`forward_to`](Self::forward_to), kept out of line so the common path
-    /// stays small.
+    /// stays small. The target window comes from the caller's reading, not a second one: the
+    /// writer lock only ever moves the cell forward, so an older reading changes nothing.
     #[cold]
     #[inline(never)]
     fn move_forward(
         &self,
         stored: Slots<N>,
-        clock: &impl Clock,
+        now: ClockReading,
         rotate: impl FnOnce(&Slots<N>, i64) -> Slots<N>,
     ) -> Slots<N> {
-        let target = self.rotation.window_of(clock.unix_time());
+        let target = self.rotation.window_of(now.unix_time());
         if target <= stored.window {
             return stored;
         }

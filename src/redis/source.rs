@@ -213,7 +213,7 @@ impl<C: Clock> RedisNonceSource<C> {
     /// The slots for the window of `now` (a reading of the source's clock), rotating locally
     /// first (no Redis call).
     fn rotate_to(&self, now: ClockReading) -> Slots<SLOTS> {
-        self.cell.forward_to(now, &self.clock, |latest, target| {
+        self.cell.forward_to(now, |latest, target| {
             let mut next = Slots::empty(target);
             if latest.window.checked_add(1) == Some(target) {
                 next.values[SHARED_CURRENT] = latest.values[SHARED_NEXT];
