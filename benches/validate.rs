@@ -679,14 +679,14 @@ mod extra {
         name: &str,
         cache: &impl dpop_nonce::replay::ReplayCache,
     ) {
+        use dpop_nonce::replay::ReplayKey;
+
         let mut counter = 0u64;
         group.bench_function(name, |b| {
             b.iter(|| {
                 counter += 1;
                 cache
-                    .insert(&dpop_nonce::replay::ReplayKey::from_bytes(key_bytes(
-                        counter,
-                    )))
+                    .insert(&ReplayKey::from_bytes(key_bytes(counter)))
                     .is_ok()
             })
         });
