@@ -39,7 +39,7 @@ fn source(
 }
 
 /// The nonce a one-secret source with `secret` issues at `unix_seconds`.
-fn source_with_secret_at(secret: &[u8], unix_seconds: i64) -> Nonce {
+fn issued_at(secret: &[u8], unix_seconds: i64) -> Nonce {
     source("as", &[secret], &clock_at(unix_seconds)).issue()
 }
 
@@ -448,12 +448,11 @@ fn a_check_follows_a_clock_that_steps_back_at_once() {
 #[test]
 fn with_two_secrets_the_steady_part_accepts_current_and_previous_only() {
     let clock = clock_at(START + 10);
-    let other = [0x17u8; 32];
-    let source = source("as", &[&SECRET, &other], &clock);
-    let old_only = source_with_secret_at(&other, START + 10);
-    let first_next = source_with_secret_at(&SECRET, START + 70);
-    let other_next = source_with_secret_at(&other, START + 70);
-    let other_previous = source_with_secret_at(&other, START - 50);
+    let source = source("as", &[&SECRET, &OTHER_SECRET], &clock);
+    let old_only = issued_at(&OTHER_SECRET, START + 10);
+    let first_next = issued_at(&SECRET, START + 70);
+    let other_next = issued_at(&OTHER_SECRET, START + 70);
+    let other_previous = issued_at(&OTHER_SECRET, START - 50);
     // In the steady part of the window: the other secret's current and previous nonces are
     // accepted as previous; neither secret's next-window nonce is accepted.
     assert_eq!(source.check(old_only.as_str()), NonceCheck::Previous);
