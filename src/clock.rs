@@ -2,7 +2,8 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime};
 
 use parking_lot::Mutex;
 use time::{Duration, OffsetDateTime};
@@ -52,6 +53,29 @@ pub trait Clock: Send + Sync + Debug {
         ClockReading::since_epoch(self.unix_time())
     }
 
+    /// Time elapsed since an arbitrary origin, on a clock that never steps: what lifetimes
+    /// measured in elapsed time (replay-cache entries) read, so that a wall clock that jumps
+    /// neither stretches nor cuts them.
+    ///
+    /// [`SystemClock`] reads the operating system's monotonic clock ([`std::time::Instant`]);
+    /// [`ManualClock`] keeps a second counter that only [`ManualClock::advance`] moves forward.
+    /// The provided implementation returns [`unix_time`](Clock::unix_time): a custom clock that
+    /// can step should override it.
+    ///
+    /// ```
+    /// use dpop_nonce::{Clock, ManualClock};
+    /// use time::Duration;
+    ///
+    /// let clock = ManualClock::at_unix(Duration::seconds(100));
+    /// clock.step(Duration::days(365)); // the wall clock jumps; no time elapses
+    /// clock.advance(Duration::seconds(5)); // time passes
+    /// assert_eq!(clock.unix_time(), Duration::seconds(100) + Duration::days(365) + Duration::seconds(5));
+    /// assert_eq!(clock.elapsed(), Duration::seconds(5));
+    /// ```
+    fn elapsed(&self) -> Duration {
+        self.unix_time()
+    }
+
     /// The current instant as a UTC date and time. Saturates at the bounds of
     /// [`OffsetDateTime`] instead of panicking.
     fn now(&self) -> OffsetDateTime {
@@ -86,6 +110,12 @@ impl Clock for SystemClock {
     fn unix_time(&self) -> Duration {
         unix_time_of(SystemTime::now())
     }
+
+    fn elapsed(&self) -> Duration {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        let origin = *ORIGIN.get_or_init(Instant::now);
+        Duration::try_from(origin.elapsed()).unwrap_or(Duration::MAX)
+    }
 }
 
 /// A clock that stands still until told to move. For tests, examples and simulations.
@@ -106,7 +136,14 @@ impl Clock for SystemClock {
 /// ```
 #[derive(Debug, Default)]
 pub struct ManualClock {
-    unix_time: Mutex<Duration>,
+    time: Mutex<ManualTime>,
+}
+
+/// What a [`ManualClock`] shows, and how much time has elapsed on it.
+#[derive(Debug, Default, Clone, Copy)]
+struct ManualTime {
+    unix_time: Duration,
+    elapsed: Duration,
 }
 
 impl ManualClock {
@@ -118,60 +155,68 @@ impl ManualClock {
     /// A clock showing `since_epoch` after 1970-01-01T00:00:00Z.
     pub fn at_unix(since_epoch: Duration) -> Self {
         Self {
-            unix_time: Mutex::new(since_epoch),
+            time: Mutex::new(ManualTime {
+                unix_time: since_epoch,
+                elapsed: Duration::ZERO,
+            }),
         }
     }
 
-    /// Moves the clock to `at`, forwards or backwards.
+    /// Sets the wall clock to `at`, forwards or backwards, as an operator or NTP stepping the
+    /// clock would: no time elapses ([`Clock::elapsed`] does not move).
     pub fn set(&self, at: OffsetDateTime) {
-        *self.unix_time.lock() = at - OffsetDateTime::UNIX_EPOCH;
+        self.time.lock().unix_time = at - OffsetDateTime::UNIX_EPOCH;
     }
 
-    /// Moves the clock by `by` (negative moves it back). Saturates instead of overflowing.
+    /// Lets time pass: moves the wall clock and the elapsed time by `by`. A negative `by`
+    /// moves the wall clock back only, as [`step`](Self::step) does, since elapsed time never
+    /// goes back. Saturates instead of overflowing.
     pub fn advance(&self, by: Duration) {
-        let mut now = self.unix_time.lock();
-        *now = now.saturating_add(by);
+        let mut time = self.time.lock();
+        time.unix_time = time.unix_time.saturating_add(by);
+        if by.is_positive() {
+            time.elapsed = time.elapsed.saturating_add(by);
+        }
+    }
+
+    /// Steps the wall clock by `by` (either way) with no time elapsing. Saturates instead of
+    /// overflowing.
+    pub fn step(&self, by: Duration) {
+        let mut time = self.time.lock();
+        time.unix_time = time.unix_time.saturating_add(by);
     }
 }
 
 impl Clock for ManualClock {
     fn unix_time(&self) -> Duration {
-        *self.unix_time.lock()
+        self.time.lock().unix_time
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.time.lock().elapsed
     }
 }
 
-impl<C: Clock + ?Sized> Clock for &C {
-    #[inline]
-    fn unix_time(&self) -> Duration {
-        (**self).unix_time()
-    }
+/// `Clock` for every pointer to one: `&C`, `Arc<C>`, `Box<C>`.
+macro_rules! forward_clock {
+    ($($pointer:ty),+) => {$(
+        impl<C: Clock + ?Sized> Clock for $pointer {
+            #[inline]
+            fn unix_time(&self) -> Duration {
+                (**self).unix_time()
+            }
 
-    #[inline]
-    fn read(&self) -> ClockReading {
-        (**self).read()
-    }
+            #[inline]
+            fn read(&self) -> ClockReading {
+                (**self).read()
+            }
+
+            #[inline]
+            fn elapsed(&self) -> Duration {
+                (**self).elapsed()
+            }
+        }
+    )+};
 }
 
-impl<C: Clock + ?Sized> Clock for Arc<C> {
-    #[inline]
-    fn unix_time(&self) -> Duration {
-        (**self).unix_time()
-    }
-
-    #[inline]
-    fn read(&self) -> ClockReading {
-        (**self).read()
-    }
-}
-
-impl<C: Clock + ?Sized> Clock for Box<C> {
-    #[inline]
-    fn unix_time(&self) -> Duration {
-        (**self).unix_time()
-    }
-
-    #[inline]
-    fn read(&self) -> ClockReading {
-        (**self).read()
-    }
-}
+forward_clock!(&C, Arc<C>, Box<C>);

@@ -5,6 +5,7 @@
 //! values that a caller built wrongly.
 
 use thiserror::Error;
+use time::Duration;
 
 /// Why a string is not a valid [`Nonce`](crate::Nonce).
 ///
@@ -36,7 +37,10 @@ pub enum NonceError {
     },
 }
 
-/// A nonce source was configured with values it cannot work with.
+/// A nonce source, a replay cache or one of their settings was given values it cannot work
+/// with: the one configuration error of every builder in the crate.
+///
+/// Each variant names the setting and the range it takes; none carries a secret.
 ///
 /// ```
 /// use dpop_nonce::{ConfigError, InMemoryNonceSource};
@@ -54,9 +58,86 @@ pub enum ConfigError {
     /// The rotation interval is longer than [`Rotation::MAX`](crate::Rotation::MAX).
     #[error("the rotation interval must be at most 100 years")]
     RotationTooLong,
-    /// A value given to the source is not acceptable; the text says which and why.
-    #[error("invalid configuration: {0}")]
-    Invalid(&'static str),
+    /// The rotation interval is shorter than this source allows.
+    #[error("this source needs a rotation interval of at least {min}")]
+    RotationTooShort {
+        /// The shortest interval the source accepts.
+        min: Duration,
+    },
+    /// The lead (how long before a window starts its value is accepted) is negative, or too
+    /// long for the rotation interval.
+    #[error("the lead must be between zero and {max}")]
+    LeadOutOfRange {
+        /// The longest lead accepted with this rotation interval.
+        max: Duration,
+    },
+    /// No secret was given to a derived source.
+    #[error("a derived nonce source needs at least one secret")]
+    NoSecret,
+    /// More secrets than a derived source holds.
+    #[error("a derived nonce source takes at most {max} secrets, {count} were given")]
+    TooManySecrets {
+        /// How many secrets were given.
+        count: usize,
+        /// The most accepted.
+        max: usize,
+    },
+    /// A secret is too short. The message names its position and length, never its bytes.
+    #[error("secret {index} is {len} bytes long, at least {min} are required")]
+    SecretTooShort {
+        /// Position of the secret in the list (0 is the issuing secret).
+        index: usize,
+        /// Its length in bytes.
+        len: usize,
+        /// The shortest length accepted.
+        min: usize,
+    },
+    /// A label (naming the server a source issues for) is empty, too long, or holds a character
+    /// the source cannot use.
+    #[error("the label must be 1 to {max} bytes of {allowed}")]
+    InvalidLabel {
+        /// The longest label accepted.
+        max: usize,
+        /// The characters accepted.
+        allowed: &'static str,
+    },
+    /// A Redis key prefix is empty, too long, or holds a character outside visible ASCII.
+    #[error("the key prefix must be 1 to {max} bytes of visible ASCII")]
+    InvalidPrefix {
+        /// The longest prefix accepted.
+        max: usize,
+    },
+    /// A timeout is zero or negative.
+    #[error("the {which} timeout must be positive")]
+    NonPositiveTimeout {
+        /// Which timeout: `"connect"` or `"read/write"`.
+        which: &'static str,
+    },
+    /// A back-off's minimum exceeds its maximum.
+    #[error("the back-off minimum must not exceed its maximum")]
+    BackoffReversed,
+    /// A replay-cache entry lifetime is too short.
+    #[error("the entry lifetime must be at least {min}")]
+    LifetimeTooShort {
+        /// The shortest lifetime accepted.
+        min: Duration,
+    },
+    /// A replay-cache entry lifetime is too long for the backend.
+    #[error("the entry lifetime must be at most {max}")]
+    LifetimeTooLong {
+        /// The longest lifetime accepted.
+        max: Duration,
+    },
+    /// A count (capacity, shards, connections) is out of range.
+    #[error("the {which} must be between {min} and {max}")]
+    CountOutOfRange {
+        /// Which setting.
+        which: &'static str,
+        /// The smallest value accepted.
+        min: usize,
+        /// The largest value accepted.
+        max: usize,
+    },
 }
 
 /// A value given to the response renderer could break the HTTP answer (header injection,

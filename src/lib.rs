@@ -51,20 +51,17 @@
 mod clock;
 mod ct;
 mod error;
-mod memory;
 mod nonce;
 pub mod response;
 mod rotation;
 mod source;
 mod validator;
-mod window_cell;
 
 pub use clock::{Clock, ClockReading, ManualClock, SystemClock};
 pub use error::{ConfigError, NonceError, RenderError};
-pub use memory::{InMemoryNonceSource, InMemoryNonceSourceBuilder};
 pub use nonce::{Nonce, is_nqchar};
 pub use rotation::Rotation;
-pub use source::{NonceCheck, NonceSource};
+pub use source::{InMemoryNonceSource, InMemoryNonceSourceBuilder, NonceCheck, NonceSource};
 pub use validator::{Accepted, NonceValidator, RejectReason, Requirement, UseDpopNonce};
 
 #[cfg(feature = "axum")]
@@ -75,13 +72,13 @@ pub mod axum;
 pub mod client;
 #[cfg(feature = "derived")]
 #[cfg_attr(docsrs, doc(cfg(feature = "derived")))]
-pub mod derived;
+pub use source::derived;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub mod redis;
+pub use source::redis;
 #[cfg(feature = "replay")]
 #[cfg_attr(docsrs, doc(cfg(feature = "replay")))]
 pub mod replay;

@@ -79,6 +79,15 @@ impl Rotation {
         i64::try_from(window).unwrap_or(if window < 0 { i64::MIN } else { i64::MAX })
     }
 
+    /// The window that contains `unix_time`, when its number and those of the two windows on
+    /// either side fit in an `i64`; `None` otherwise (only with intervals under about one
+    /// second, far outside the years 1677 to 2262). The sources accept nothing at such a time.
+    pub(crate) fn checked_window_of(&self, unix_time: Duration) -> Option<i64> {
+        let window = unix_time.whole_nanoseconds().div_euclid(self.nanos);
+        let window = i64::try_from(window).ok()?;
+        (window > i64::MIN + 1 && window < i64::MAX - 1).then_some(window)
+    }
+
     /// When window `window` starts, as time since the UNIX epoch.
     pub fn window_start(&self, window: i64) -> Duration {
         duration_from_nanos(i128::from(window).saturating_mul(self.nanos))
@@ -136,6 +145,15 @@ mod tests {
         assert_eq!(r.window_of(Duration::MIN), i64::MIN);
         let _ = r.window_start(i64::MAX);
         assert!(!r.contains(i64::MIN, Duration::MAX));
+        assert_eq!(r.checked_window_of(Duration::MAX), None);
+        assert_eq!(r.checked_window_of(Duration::MIN), None);
+        assert_eq!(r.checked_window_of(Duration::seconds(1)), Some(1_000_000_000));
+        let edge = Duration::nanoseconds(i64::MAX - 2);
+        assert_eq!(r.checked_window_of(edge), Some(i64::MAX - 2));
+        assert_eq!(r.checked_window_of(edge + Duration::nanoseconds(1)), None);
+        let slow = Rotation::new(Duration::seconds(2)).unwrap();
+        assert!(slow.checked_window_of(Duration::MAX).is_some());
+        assert!(slow.checked_window_of(Duration::MIN).is_some());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use time::Duration;
 use super::{ReplayCache, ReplayCheck, ReplayError, ReplayKey};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
-use crate::rotation::Rotation;
+use crate::source::NonceSource;
 
 /// Largest number of shards the builder picks on its own.
 const MAX_AUTO_SHARDS: usize = 16;
@@ -54,8 +54,10 @@ const ENTRIES_PER_AUTO_SHARD: usize = 4096;
 ///
 /// # Clock
 ///
-/// Expiry follows the injected [`Clock`]. If the clock steps back, entries are kept for longer
-/// (never shorter) than their lifetime: a new entry never expires before one inserted earlier.
+/// Entries live their lifetime in elapsed time ([`Clock::elapsed`], the operating system's
+/// monotonic clock for [`SystemClock`]), whatever the wall clock does: a wall clock that jumps
+/// forward or steps back neither stretches nor cuts them, so a jump cannot fill the cache with
+/// entries that outlive their use.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -146,19 +148,19 @@ impl InMemoryReplayCache<SystemClock> {
     pub const DEFAULT_CAPACITY: usize = 100_000;
 
     /// A cache on the system clock with the default capacity, whose entries live as long as the
-    /// nonces of `rotation` are accepted ([`Rotation::max_nonce_lifetime`]).
-    pub fn for_rotation(rotation: Rotation) -> Self {
+    /// nonces of `source` are accepted ([`NonceSource::max_nonce_lifetime`]).
+    pub fn for_source(source: &impl NonceSource) -> Self {
         Self::with_parts(
             SystemClock,
-            rotation.max_nonce_lifetime(),
+            source.max_nonce_lifetime(),
             Self::DEFAULT_CAPACITY,
             auto_shards(Self::DEFAULT_CAPACITY),
         )
     }
 
-    /// A builder for a cache whose entries live for `lifetime`. Pass the longest time a nonce is
-    /// accepted, as the nonce source reports it: [`Rotation::max_nonce_lifetime`] or the derived
-    /// source's `max_nonce_lifetime()`.
+    /// A builder for a cache whose entries live for `lifetime`: at least the longest time a
+    /// nonce is accepted ([`NonceSource::max_nonce_lifetime`]), and at least the window in which
+    /// a proof's `iat` is accepted.
     pub fn builder(lifetime: Duration) -> InMemoryReplayCacheBuilder<SystemClock> {
         InMemoryReplayCacheBuilder {
             clock: SystemClock,
@@ -185,8 +187,8 @@ impl<C: Clock> InMemoryReplayCache<C> {
         }
     }
 
-    /// How long an entry lives.
-    pub fn entry_lifetime(&self) -> Duration {
+    /// How long an entry lives, in elapsed time.
+    pub fn lifetime(&self) -> Duration {
         self.lifetime
     }
 
@@ -217,7 +219,7 @@ impl<C: Clock> InMemoryReplayCache<C> {
     /// Drops every expired entry now, in every shard. Inserts do this for their own shard as
     /// they go, so calling it is never needed for correctness; it only releases room early.
     pub fn purge_expired(&self) {
-        let now = self.clock.unix_time().whole_nanoseconds();
+        let now = self.clock.elapsed().whole_nanoseconds();
         for shard in self.shards.iter() {
             shard.lock().evict_expired(now);
         }
@@ -240,7 +242,7 @@ impl<C: Clock> InMemoryReplayCache<C> {
 
 impl<C: Clock> ReplayCache for InMemoryReplayCache<C> {
     fn insert(&self, key: &ReplayKey) -> Result<ReplayCheck, ReplayError> {
-        let now = self.clock.unix_time().whole_nanoseconds();
+        let now = self.clock.elapsed().whole_nanoseconds();
         self.shard_of(key)
             .lock()
             .insert(key, now, self.lifetime_nanos)
@@ -267,17 +269,17 @@ fn auto_shards(capacity: usize) -> usize {
 ///
 /// ```
 /// use dpop_nonce::replay::InMemoryReplayCache;
-/// use dpop_nonce::{ManualClock, Rotation};
+/// use dpop_nonce::{InMemoryNonceSource, ManualClock, NonceSource};
 ///
-/// let rotation = Rotation::default();
-/// let cache = InMemoryReplayCache::builder(rotation.max_nonce_lifetime())
+/// let source = InMemoryNonceSource::new();
+/// let cache = InMemoryReplayCache::builder(source.max_nonce_lifetime())
 ///     .capacity(50_000)
 ///     .shards(4)
 ///     .clock(ManualClock::default())
 ///     .build()?;
 /// assert_eq!(cache.capacity(), 50_000);
 /// assert_eq!(cache.shard_count(), 4);
-/// assert_eq!(cache.entry_lifetime(), rotation.max_nonce_lifetime());
+/// assert_eq!(cache.lifetime(), source.max_nonce_lifetime());
 /// # Ok::<(), dpop_nonce::ConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -318,30 +320,30 @@ impl<C: Clock> InMemoryReplayCacheBuilder<C> {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] when the lifetime is zero or negative, the capacity is zero, or
-    /// the number of shards is zero or larger than the capacity.
+    /// [`ConfigError::LifetimeTooShort`] when the lifetime is zero or negative, and
+    /// [`ConfigError::CountOutOfRange`] when the capacity is zero or the number of shards is zero
+    /// or larger than the capacity.
     pub fn build(self) -> Result<InMemoryReplayCache<C>, ConfigError> {
         if !self.lifetime.is_positive() {
-            return Err(ConfigError::Invalid(
-                "the replay cache entry lifetime must be positive",
-            ));
+            return Err(ConfigError::LifetimeTooShort {
+                min: Duration::NANOSECOND,
+            });
         }
         if self.capacity == 0 {
-            return Err(ConfigError::Invalid(
-                "the replay cache capacity must be at least 1",
-            ));
+            return Err(ConfigError::CountOutOfRange {
+                which: "capacity",
+                min: 1,
+                max: usize::MAX,
+            });
         }
         let shards = match self.shards {
             None => auto_shards(self.capacity),
-            Some(0) => {
-                return Err(ConfigError::Invalid(
-                    "the replay cache needs at least one shard",
-                ));
-            }
-            Some(n) if n > self.capacity => {
-                return Err(ConfigError::Invalid(
-                    "the replay cache cannot have more shards than entries of capacity",
-                ));
+            Some(n) if n == 0 || n > self.capacity => {
+                return Err(ConfigError::CountOutOfRange {
+                    which: "number of shards",
+                    min: 1,
+                    max: self.capacity,
+                });
             }
             Some(n) => n,
         };

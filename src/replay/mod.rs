@@ -21,10 +21,10 @@
 //!
 //! # Entry lifetime
 //!
-//! An entry must live at least as long as the longest time a nonce is accepted, so pass the
-//! source's figure, not a second, independent setting: [`Rotation::max_nonce_lifetime`] for the
-//! in-memory source, or the derived source's `max_nonce_lifetime()` (which adds its clock-skew
-//! tolerance).
+//! An entry must live at least as long as the longest time a nonce is accepted, so take the
+//! source's figure, not a second, independent setting: build the cache with `for_source`, or
+//! pass [`NonceSource::max_nonce_lifetime`] to its builder. Every source reports it (the
+//! derived and Redis sources add their lead), and it survives `Arc<dyn NonceSource>`.
 //!
 //! # Example
 //!
@@ -35,7 +35,7 @@
 //!
 //! let clock = Arc::new(ManualClock::default());
 //! let source = InMemoryNonceSource::builder().clock(Arc::clone(&clock)).build()?;
-//! let cache = InMemoryReplayCache::builder(source.rotation().max_nonce_lifetime())
+//! let cache = InMemoryReplayCache::builder(source.max_nonce_lifetime())
 //!     .capacity(10_000)
 //!     .clock(Arc::clone(&clock))
 //!     .build()?;
@@ -48,9 +48,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! [`Rotation::max_nonce_lifetime`]: crate::Rotation::max_nonce_lifetime
+//! [`NonceSource::max_nonce_lifetime`]: crate::NonceSource::max_nonce_lifetime
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -60,6 +62,9 @@ use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
 pub use memory::{InMemoryReplayCache, InMemoryReplayCacheBuilder};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::{RedisReplayCache, RedisReplayCacheBuilder};
 
 /// The longest `jti` accepted by [`ReplayKey::new`], in bytes: 256.
 ///
@@ -281,9 +286,9 @@ impl ReplayError {
 /// ```
 /// use std::sync::Arc;
 /// use dpop_nonce::replay::{InMemoryReplayCache, ReplayCache, ReplayCheck, ReplayKey};
-/// use dpop_nonce::Rotation;
+/// use dpop_nonce::InMemoryNonceSource;
 ///
-/// let cache: Arc<dyn ReplayCache> = Arc::new(InMemoryReplayCache::for_rotation(Rotation::DEFAULT));
+/// let cache: Arc<dyn ReplayCache> = Arc::new(InMemoryReplayCache::for_source(&InMemoryNonceSource::new()));
 /// let key = ReplayKey::new("client-1", "jti-1")?;
 /// assert!(cache.insert(&key)?.is_fresh());
 /// assert_eq!(cache.insert(&key)?, ReplayCheck::Replayed);

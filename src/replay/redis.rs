@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use redis::{Client, Value};
 use time::Duration;
 
-use super::connection::{Backoff, CallError, Connector, ConnectorConfig, Wait};
-use super::health::Health;
-use super::keys;
+use crate::source::redis::connection::{Backoff, CallError, Connector, ConnectorConfig, Wait};
+use crate::source::redis::Health;
+use crate::source::redis::keys;
 use crate::error::ConfigError;
+use crate::source::NonceSource;
 use crate::replay::{ReplayCache, ReplayCheck, ReplayError, ReplayKey};
 
 /// Connections opened by default: enough for a few request threads to insert at once.
@@ -48,7 +49,7 @@ const MAX_CONNECTIONS: usize = 64;
 /// turn; each is opened on first use and reopened after a failure.
 ///
 /// ```no_run
-/// use dpop_nonce::redis::RedisReplayCache;
+/// use dpop_nonce::replay::RedisReplayCache;
 /// use dpop_nonce::replay::{ReplayCache, ReplayCheck, ReplayKey};
 /// use time::Duration;
 ///
@@ -84,6 +85,12 @@ impl RedisReplayCache {
         }
     }
 
+    /// A builder for a cache on `client`'s server whose entries live as long as the nonces of
+    /// `source` are accepted ([`NonceSource::max_nonce_lifetime`]).
+    pub fn for_source(client: Client, source: &impl NonceSource) -> RedisReplayCacheBuilder {
+        Self::builder(client, source.max_nonce_lifetime())
+    }
+
     /// How long entries live.
     pub fn lifetime(&self) -> Duration {
         self.lifetime
@@ -92,7 +99,7 @@ impl RedisReplayCache {
     /// The Redis key an entry for `key` is stored under.
     ///
     /// ```
-    /// use dpop_nonce::redis::RedisReplayCache;
+    /// use dpop_nonce::replay::RedisReplayCache;
     /// use dpop_nonce::replay::ReplayKey;
     /// use time::Duration;
     ///
@@ -194,51 +201,35 @@ impl RedisReplayCacheBuilder {
         self
     }
 
-    /// Sets the timeout for opening a connection, including its handshake (default 250 ms).
-    pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.connector.connect_timeout = timeout;
-        self
-    }
-
-    /// Sets the timeout of each socket read and write (default 100 ms).
-    pub fn io_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.connector.io_timeout = timeout;
-        self
-    }
-
-    /// Sets the back-off after a failure: `min`, doubling per further failure up to `max`
-    /// (default 100 ms to 2 s).
-    pub fn backoff(mut self, min: std::time::Duration, max: std::time::Duration) -> Self {
-        self.connector.backoff_min = min;
-        self.connector.backoff_max = max;
-        self
-    }
+    crate::source::redis::connection::connector_setters!();
 
     /// Builds the cache. Makes no Redis call: connections open on first use.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] for a lifetime under one millisecond, a bad prefix, a
-    /// connection count outside 1 to 64, or a zero timeout.
+    /// [`ConfigError`] for a lifetime under one millisecond or too long for Redis, a bad prefix,
+    /// a connection count outside 1 to 64, or a timeout or back-off out of range.
     pub fn build(self) -> Result<RedisReplayCache, ConfigError> {
         let lifetime_ms = i64::try_from(self.lifetime.whole_milliseconds()).unwrap_or(i64::MAX);
         if lifetime_ms < 1 {
-            return Err(ConfigError::Invalid(
-                "the replay entry lifetime must be at least one millisecond",
-            ));
+            return Err(ConfigError::LifetimeTooShort {
+                min: Duration::MILLISECOND,
+            });
         }
         if lifetime_ms > 1 << 50 {
-            return Err(ConfigError::Invalid(
-                "the replay entry lifetime is too long",
-            ));
+            return Err(ConfigError::LifetimeTooLong {
+                max: Duration::milliseconds(1 << 50),
+            });
         }
         keys::check_prefix(&self.prefix)?;
         if !(1..=MAX_CONNECTIONS).contains(&self.connections) {
-            return Err(ConfigError::Invalid(
-                "the replay cache needs 1 to 64 Redis connections",
-            ));
+            return Err(ConfigError::CountOutOfRange {
+                which: "number of Redis connections",
+                min: 1,
+                max: MAX_CONNECTIONS,
+            });
         }
-        self.connector.validate().map_err(ConfigError::Invalid)?;
+        self.connector.validate()?;
         let connections = (0..self.connections)
             .map(|_| Connector::new(self.client.clone(), self.connector))
             .collect();

@@ -4,16 +4,12 @@ use std::fmt;
 
 use time::Duration;
 
+use super::engine::{Engine, Policy, Slots, carry_local};
 use crate::clock::{Clock, SystemClock};
-use crate::ct;
 use crate::error::ConfigError;
 use crate::nonce::Nonce;
 use crate::rotation::Rotation;
 use crate::source::{NonceCheck, NonceSource};
-use crate::window_cell::{Slots, WindowCell};
-
-const CURRENT: usize = 0;
-const PREVIOUS: usize = 1;
 
 /// A nonce source for a single server process: it keeps the current and the previous nonce in
 /// memory, each 256 bits from the operating system's CSPRNG.
@@ -27,8 +23,9 @@ const PREVIOUS: usize = 1;
 /// thread and no timer, so nothing stalls on a frozen or suspended host, and a process that sat
 /// idle for two or more windows drops the previous nonce too.
 ///
-/// If the clock steps backwards, the source keeps its nonces and waits for time to reach a later
-/// window again: it never goes back to an earlier window, and it never resurrects an old nonce.
+/// If the clock steps back, the source starts the window the clock shows afresh: a new random
+/// nonce and no previous one. A nonce of the later window is refused from then on (its clients
+/// retry once), and no nonce ever comes back, whatever the clock does.
 ///
 /// # Concurrency
 ///
@@ -60,14 +57,24 @@ const PREVIOUS: usize = 1;
 /// # Ok::<(), dpop_nonce::ConfigError>(())
 /// ```
 pub struct InMemoryNonceSource<C = SystemClock> {
-    clock: C,
-    cell: WindowCell<2>,
+    engine: Engine<Random, C, 2>,
+}
+
+/// The in-memory policy: no shared value, a fresh random one every window.
+struct Random;
+
+impl Policy<2> for Random {
+    fn fill(&self, latest: &Slots<2>, target: i64, _floor: i64) -> Slots<2> {
+        let mut next = Slots::empty(target);
+        carry_local(latest, target, true, &mut next);
+        next
+    }
 }
 
 impl InMemoryNonceSource<SystemClock> {
     /// A source on the system clock with the default rotation ([`Rotation::DEFAULT`], 5 minutes).
     pub fn new() -> Self {
-        Self::with_parts(SystemClock, Rotation::DEFAULT)
+        Self::from_parts(SystemClock, Rotation::DEFAULT)
     }
 
     /// A builder to choose the rotation interval and the clock.
@@ -86,92 +93,45 @@ impl Default for InMemoryNonceSource<SystemClock> {
 }
 
 impl<C: Clock> InMemoryNonceSource<C> {
-    /// A source reading `clock` and rotating every `rotation`.
-    pub fn with_parts(clock: C, rotation: Rotation) -> Self {
-        let window = rotation.window_of(clock.unix_time());
-        let mut first = Slots::empty(window);
-        first.values[CURRENT] = ct::fresh_packed();
+    fn from_parts(clock: C, rotation: Rotation) -> Self {
         Self {
-            clock,
-            cell: WindowCell::new(rotation, Duration::ZERO, first),
+            engine: Engine::new(clock, rotation, Duration::ZERO, Random),
         }
     }
 
     /// The rotation this source uses.
     pub fn rotation(&self) -> Rotation {
-        self.cell.rotation()
-    }
-
-    /// The longest time one of this source's nonces is accepted: two rotation intervals. Use it
-    /// as the lifetime of replay-cache entries (RFC 9449 §11.1).
-    pub fn max_nonce_lifetime(&self) -> Duration {
-        self.rotation().max_nonce_lifetime()
+        self.engine.rotation()
     }
 
     /// The clock this source reads.
     pub fn clock(&self) -> &C {
-        &self.clock
+        self.engine.clock()
     }
-
-    /// The slots for the window the clock is in now, rotating first if that window is later than
-    /// the stored one.
-    #[inline]
-    fn slots_now(&self) -> Slots<2> {
-        self.cell.forward_to(self.clock.read(), rotate)
-    }
-}
-
-/// The slots of window `target`, after `latest`: a fresh current nonce, and `latest`'s current
-/// one as the previous when `target` directly follows it.
-fn rotate(latest: &Slots<2>, target: i64) -> Slots<2> {
-    let mut next = Slots::empty(target);
-    next.values[CURRENT] = ct::fresh_packed();
-    if latest.window.checked_add(1) == Some(target) {
-        next.values[PREVIOUS] = latest.values[CURRENT];
-    }
-    next
 }
 
 impl<C: Clock> NonceSource for InMemoryNonceSource<C> {
+    #[inline]
     fn issue(&self) -> Nonce {
-        // The current slot is never empty, so `unpack` always succeeds; the fallback only keeps
-        // this path free of panics.
-        ct::unpack(&self.cell.value_now(CURRENT, &self.clock, rotate))
-            .unwrap_or_else(Nonce::generate)
+        self.engine.issue()
     }
 
     #[inline]
     fn check(&self, claim: &str) -> NonceCheck {
-        // The clock first, so that the comparison runs while the clock is being read (see
-        // `ClockReading`). A snapshot newer than the reading is fine: it only holds nonces that
-        // were issued.
-        let now = self.clock.read();
-        let Some(claim) = ct::pack(claim.as_bytes()) else {
-            return NonceCheck::Unknown;
-        };
-        let mut compared = self.cell.compare(&claim);
-        if now.has_reached(compared.steady_end()) {
-            // The window may have ended: rotate if it has, then compare with what is stored.
-            self.slots_now();
-            compared = self.cell.compare(&claim);
-        }
-        match compared.hits {
-            [true, _] => NonceCheck::Current,
-            [false, true] => NonceCheck::Previous,
-            [false, false] => NonceCheck::Unknown,
-        }
+        self.engine.check(claim)
+    }
+
+    /// Two rotation intervals.
+    fn max_nonce_lifetime(&self) -> Duration {
+        self.engine.max_nonce_lifetime()
     }
 }
 
 impl<C: fmt::Debug> fmt::Debug for InMemoryNonceSource<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let stored = self.cell.read();
         f.debug_struct("InMemoryNonceSource")
-            .field("clock", &self.clock)
-            .field("rotation", &self.cell.rotation().interval())
-            .field("window", &stored.window)
-            .field("has_previous", &!ct::is_empty(&stored.values[PREVIOUS]))
-            .finish_non_exhaustive()
+            .field("engine", &self.engine)
+            .finish()
     }
 }
 
@@ -218,6 +178,6 @@ impl<C: Clock> InMemoryNonceSourceBuilder<C> {
     /// outside `(0, 100 years]`.
     pub fn build(self) -> Result<InMemoryNonceSource<C>, ConfigError> {
         let rotation = Rotation::new(self.rotation)?;
-        Ok(InMemoryNonceSource::with_parts(self.clock, rotation))
+        Ok(InMemoryNonceSource::from_parts(self.clock, rotation))
     }
 }

@@ -1,8 +1,21 @@
-//! The [`NonceSource`] trait: where nonces come from, and whether a claim is one of them.
+//! The [`NonceSource`] trait: where nonces come from, and whether a claim is one of them; and
+//! the sources the crate ships, all on one windowed engine.
 
 use std::sync::Arc;
 
+use time::Duration;
+
 use crate::nonce::Nonce;
+
+mod engine;
+mod memory;
+
+#[cfg(feature = "derived")]
+pub mod derived;
+#[cfg(feature = "redis")]
+pub mod redis;
+
+pub use memory::{InMemoryNonceSource, InMemoryNonceSourceBuilder};
 
 /// How a claim relates to the nonces a [`NonceSource`] hands out.
 ///
@@ -52,8 +65,10 @@ impl NonceCheck {
 /// - `check` never says [`NonceCheck::Current`] or [`NonceCheck::Previous`] for a claim it did not
 ///   issue. A source that cannot verify a claim (its backend is down, say) answers
 ///   [`NonceCheck::Unknown`].
-/// - Neither method panics or blocks for long; sources that talk to a network bound every call
-///   with a timeout.
+/// - `max_nonce_lifetime` bounds, in the source's clock time, how long any nonce it issues is
+///   accepted, whatever the clock does; a replay cache keeps entries at least that long.
+/// - No method panics or blocks for long; sources that talk to a network bound every call with
+///   a timeout.
 ///
 /// The validator has already refused claims that are empty or longer than [`Nonce::MAX_LEN`],
 /// so `check` only sees claims of 1 to `MAX_LEN` bytes. They are not yet checked for NQCHAR.
@@ -64,6 +79,7 @@ impl NonceCheck {
 ///
 /// ```
 /// use dpop_nonce::{Nonce, NonceCheck, NonceSource, NonceValidator, RejectReason};
+/// use time::Duration;
 ///
 /// struct Fixed(Nonce);
 ///
@@ -73,6 +89,9 @@ impl NonceCheck {
 ///     }
 ///     fn check(&self, claim: &str) -> NonceCheck {
 ///         if self.0 == claim { NonceCheck::Current } else { NonceCheck::Unknown }
+///     }
+///     fn max_nonce_lifetime(&self) -> Duration {
+///         Duration::minutes(10)
 ///     }
 /// }
 ///
@@ -91,40 +110,32 @@ pub trait NonceSource: Send + Sync {
     /// source accepts, compared in constant time against every candidate that can count at
     /// that time.
     fn check(&self, claim: &str) -> NonceCheck;
+
+    /// The longest time one of this source's nonces can be accepted, from the moment it is first
+    /// handed out: the lifetime to give replay-cache entries (RFC 9449 §11.1).
+    fn max_nonce_lifetime(&self) -> Duration;
 }
 
-impl<S: NonceSource + ?Sized> NonceSource for &S {
-    #[inline]
-    fn issue(&self) -> Nonce {
-        (**self).issue()
-    }
+/// `NonceSource` for every pointer to one: `&S`, `Arc<S>`, `Box<S>` (and so `Arc<dyn NonceSource>`).
+macro_rules! forward_nonce_source {
+    ($($pointer:ty),+) => {$(
+        impl<S: NonceSource + ?Sized> NonceSource for $pointer {
+            #[inline]
+            fn issue(&self) -> Nonce {
+                (**self).issue()
+            }
 
-    #[inline]
-    fn check(&self, claim: &str) -> NonceCheck {
-        (**self).check(claim)
-    }
+            #[inline]
+            fn check(&self, claim: &str) -> NonceCheck {
+                (**self).check(claim)
+            }
+
+            #[inline]
+            fn max_nonce_lifetime(&self) -> Duration {
+                (**self).max_nonce_lifetime()
+            }
+        }
+    )+};
 }
 
-impl<S: NonceSource + ?Sized> NonceSource for Arc<S> {
-    #[inline]
-    fn issue(&self) -> Nonce {
-        (**self).issue()
-    }
-
-    #[inline]
-    fn check(&self, claim: &str) -> NonceCheck {
-        (**self).check(claim)
-    }
-}
-
-impl<S: NonceSource + ?Sized> NonceSource for Box<S> {
-    #[inline]
-    fn issue(&self) -> Nonce {
-        (**self).issue()
-    }
-
-    #[inline]
-    fn check(&self, claim: &str) -> NonceCheck {
-        (**self).check(claim)
-    }
-}
+forward_nonce_source!(&S, Arc<S>, Box<S>);

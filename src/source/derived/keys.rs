@@ -6,7 +6,7 @@ use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::ct::{self, EMPTY, Packed};
+use crate::source::engine::{EMPTY, Packed, pack_nonce};
 use crate::nonce::Nonce;
 
 /// Text mixed into every MAC input, so the values of this crate cannot be confused with MACs the
@@ -45,7 +45,7 @@ impl Secret {
         mac.update(&window.to_be_bytes());
         // The nonce is public once issued, so the tag needs no wiping.
         let tag: [u8; 32] = mac.finalize().into_bytes().into();
-        ct::pack_nonce(&Nonce::from_random_bytes(&tag)).unwrap_or(EMPTY)
+        pack_nonce(&Nonce::from_random_bytes(&tag)).unwrap_or(EMPTY)
     }
 }
 

@@ -15,8 +15,7 @@ use parking_lot::Mutex;
 use subtle::BlackBox;
 use time::Duration;
 
-use crate::clock::{Clock, ClockReading};
-use crate::ct::{EMPTY, Packed, WORDS};
+use super::packed::{EMPTY, Packed, WORDS};
 use crate::rotation::Rotation;
 
 /// What a [`WindowCell`] holds: the window its slots belong to, when that window starts and
@@ -134,7 +133,41 @@ pub(crate) struct WindowCell<const N: usize> {
     /// `end` minus `lead`, stored so that a check does no arithmetic on it.
     steady_end: AtomicBound,
     values: [[AtomicU64; WORDS]; N],
-    writer: Mutex<()>,
+    /// The writer lock, and what writers remember of the windows they stored.
+    writer: Mutex<History>,
+}
+
+/// The windows a cell has held, kept under its writer lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct History {
+    /// The latest window ever stored.
+    highest: i64,
+    /// The oldest window whose shared values may be stored (see [`WindowCell::update`]).
+    floor: i64,
+}
+
+impl History {
+    fn new(window: i64) -> Self {
+        Self {
+            highest: window,
+            floor: window.saturating_sub(1),
+        }
+    }
+
+    /// Records that the cell moves to `target`, and returns the floor that applies there.
+    ///
+    /// Going forward, the floor is one window behind the latest window: the previous window's
+    /// value still counts. A step back of more than one window raises the floor past the latest
+    /// window, so no value of a window the cell has already been through counts again, however
+    /// the clock moves after that.
+    fn enter(&mut self, target: i64) -> i64 {
+        if target < self.highest.saturating_sub(1) {
+            self.floor = self.floor.max(self.highest.saturating_add(1));
+        }
+        self.highest = self.highest.max(target);
+        self.floor = self.floor.max(self.highest.saturating_sub(1));
+        self.floor
+    }
 }
 
 impl<const N: usize> WindowCell<N> {
@@ -153,13 +186,18 @@ impl<const N: usize> WindowCell<N> {
             end: AtomicBound::new(initial.end),
             steady_end: AtomicBound::new(initial.end.saturating_sub(lead)),
             values: initial.values.map(|words| words.map(AtomicU64::new)),
-            writer: Mutex::new(()),
+            writer: Mutex::new(History::new(initial.window)),
         }
     }
 
     /// The rotation the cell's windows follow.
     pub(crate) fn rotation(&self) -> Rotation {
         self.rotation
+    }
+
+    /// How long before its window ends the steady part of a window ends.
+    pub(crate) fn lead(&self) -> Duration {
+        self.lead
     }
 
     /// Runs `read` over the cell's atomics until it ran during no write, and returns what that
@@ -243,76 +281,63 @@ impl<const N: usize> WindowCell<N> {
         }
     }
 
-    /// The slots for the window of `now`, a reading of the source's clock the caller took just
-    /// before (so that the read of the cell overlaps with it, see `ClockReading`, and so that
-    /// the caller can use the same reading again). When `now` has reached the stored window's
-    /// end, `rotate(latest, target)` builds the slots for `now`'s window, `target`, under the
-    /// writer lock (only the first caller to see the new window does). When `now` is in an
-    /// earlier window (the clock stepped back), the stored slots are kept: a source never
-    /// returns to an older window, so it never resurrects an old nonce.
-    ///
-    /// The common case costs one clock comparison against the stored window's end.
+    /// The value in `slot` and the bounds of the steady part of its window, from one consistent
+    /// read: what a source hands out in the common case, without copying every slot.
     #[inline]
-    pub(crate) fn forward_to(
-        &self,
-        now: ClockReading,
-        rotate: impl FnOnce(&Slots<N>, i64) -> Slots<N>,
-    ) -> Slots<N> {
-        let stored = self.read();
-        if !now.has_reached(stored.end) {
-            return stored;
-        }
-        self.move_forward(stored, now, rotate)
-    }
-
-    /// The value in `slot` for the window the clock reads now: [`forward_to`](Self::forward_to)
-    /// for one slot, which reads only that slot and the window's end in the common case.
-    #[inline]
-    pub(crate) fn value_now(
-        &self,
-        slot: usize,
-        clock: &impl Clock,
-        rotate: impl FnOnce(&Slots<N>, i64) -> Slots<N>,
-    ) -> Packed {
-        let now = clock.read();
-        let (end, value) = self.consistent(|cell| {
+    pub(crate) fn value_in(&self, slot: usize) -> (Duration, Duration, Packed) {
+        self.consistent(|cell| {
             let value: Packed =
                 array::from_fn(|word| cell.values[slot][word].load(Ordering::Relaxed));
-            (cell.end.load(), value)
-        });
-        if !now.has_reached(end) {
-            return value;
-        }
-        self.move_forward(self.read(), now, rotate).values[slot]
+            (cell.start.load(), cell.steady_end.load(), value)
+        })
     }
 
-    /// The rare part of [`forward_to`](Self::forward_to), kept out of line so the common path
-    /// stays small. The target window comes from the caller's reading, not a second one: the
-    /// writer lock only ever moves the cell forward, so an older reading changes nothing.
-    #[cold]
-    #[inline(never)]
-    fn move_forward(
+    /// The oldest window whose shared values may be stored now.
+    pub(crate) fn floor(&self) -> i64 {
+        self.writer.lock().floor
+    }
+
+    /// Moves the cell to the window `target` returns, read under the writer lock so that no
+    /// reading older than a window another thread has stored can move the cell back. `fill`
+    /// builds the slots of that window from the latest ones and the floor (see
+    /// [`update`](Self::update)). Nothing is written when the cell holds that window already;
+    /// `None` when `target` has no window to give.
+    pub(crate) fn rotate_to(
         &self,
-        stored: Slots<N>,
-        now: ClockReading,
-        rotate: impl FnOnce(&Slots<N>, i64) -> Slots<N>,
-    ) -> Slots<N> {
-        let target = self.rotation.window_of(now.unix_time());
-        if target <= stored.window {
-            return stored;
+        target: impl FnOnce() -> Option<i64>,
+        fill: impl FnOnce(&Slots<N>, i64, i64) -> Slots<N>,
+    ) -> Option<Slots<N>> {
+        let mut history = self.writer.lock();
+        let current = self.read();
+        let target = target()?;
+        if target == current.window {
+            return Some(current);
         }
-        self.update(|latest| (latest.window < target).then(|| rotate(latest, target)))
+        let floor = history.enter(target);
+        Some(self.store(fill(&current, target, floor)))
     }
 
     /// Runs `change` on the current slots while holding the writer lock, and stores what it
     /// returns. `change` sees the latest value (not a stale read), so a caller that lost a race
     /// to another writer finds the work already done and returns `None`.
-    pub(crate) fn update(&self, change: impl FnOnce(&Slots<N>) -> Option<Slots<N>>) -> Slots<N> {
-        let _writer = self.writer.lock();
+    ///
+    /// `change` is also given the floor: the oldest window whose *shared* values (values that
+    /// other replicas or a function of the window number can produce again) may be stored. Values
+    /// of older windows must stay out, so that a clock that stepped back never brings one back.
+    pub(crate) fn update(
+        &self,
+        change: impl FnOnce(&Slots<N>, i64) -> Option<Slots<N>>,
+    ) -> Slots<N> {
+        let history = self.writer.lock();
         let current = self.read();
-        let Some(next) = change(&current) else {
-            return current;
-        };
+        match change(&current, history.floor) {
+            Some(next) => self.store(next),
+            None => current,
+        }
+    }
+
+    /// Publishes `next`; the caller holds the writer lock.
+    fn store(&self, next: Slots<N>) -> Slots<N> {
         let next = bounded(self.rotation, next);
         let sequence = self.sequence.load(Ordering::Relaxed);
         self.sequence
@@ -369,7 +394,7 @@ mod tests {
             std::thread::spawn(move || {
                 for i in 1..=20_000i64 {
                     let word = i as u64;
-                    cell.update(|_| {
+                    cell.update(|_, _| {
                         Some(Slots {
                             values: [[word; WORDS], [word.wrapping_mul(3); WORDS]],
                             ..Slots::empty(i)
@@ -396,7 +421,7 @@ mod tests {
 
     #[test]
     fn compare_checks_every_slot_and_never_matches_an_empty_one() {
-        use crate::ct::pack_nonce;
+        use super::super::packed::pack_nonce;
         use crate::nonce::Nonce;
         let rotation = Rotation::new(Duration::seconds(10)).unwrap();
         let a = pack_nonce(&Nonce::generate()).unwrap();
@@ -423,7 +448,7 @@ mod tests {
 
     #[test]
     fn compare_first_compares_only_the_first_slots() {
-        use crate::ct::pack_nonce;
+        use super::super::packed::pack_nonce;
         use crate::nonce::Nonce;
         let rotation = Rotation::new(Duration::seconds(10)).unwrap();
         let values = [(); 3].map(|()| pack_nonce(&Nonce::generate()).unwrap());
@@ -447,33 +472,37 @@ mod tests {
     }
 
     #[test]
-    fn value_now_reads_one_slot_and_moves_only_forward() {
-        use crate::clock::ManualClock;
+    fn a_step_back_of_more_than_one_window_raises_the_floor_past_every_window_seen() {
         let rotation = Rotation::new(Duration::seconds(10)).unwrap();
-        let clock = ManualClock::at_unix(Duration::seconds(25));
-        let cell = WindowCell::<2>::new(
-            rotation,
-            Duration::ZERO,
-            Slots {
-                values: [[1; WORDS], [2; WORDS]],
-                ..Slots::empty(2)
-            },
-        );
-        let rotate = |latest: &Slots<2>, target: i64| Slots {
-            values: [[target as u64 * 10; WORDS], latest.values[0]],
-            ..Slots::empty(target)
+        let cell = WindowCell::<1>::new(rotation, Duration::ZERO, Slots::empty(10));
+        let floors = std::cell::RefCell::new(Vec::new());
+        let mut go = |target: i64| {
+            cell.rotate_to(
+                || Some(target),
+                |_, target, floor| {
+                    floors.borrow_mut().push(floor);
+                    Slots::empty(target)
+                },
+            )
         };
-        // Inside the stored window: the stored slot, nothing rotates.
-        assert_eq!(cell.value_now(1, &clock, rotate), [2; WORDS]);
-        assert_eq!(cell.read().window, 2);
-        // At the window's end: the next window's slots are built and read.
-        clock.advance(Duration::seconds(5));
-        assert_eq!(cell.value_now(0, &clock, rotate), [30; WORDS]);
-        assert_eq!(cell.value_now(1, &clock, rotate), [1; WORDS]);
-        // A clock that steps back keeps the stored window.
-        clock.advance(-Duration::seconds(20));
-        assert_eq!(cell.value_now(0, &clock, rotate), [30; WORDS]);
-        assert_eq!(cell.read().window, 3);
+        go(11); // forward: the previous window still counts
+        go(10); // back by one window: nothing changes
+        go(5); // back by more: nothing up to 11 counts again
+        go(11);
+        go(12);
+        go(13);
+        assert_eq!(*floors.borrow(), [10, 10, 12, 12, 12, 12]);
+        assert_eq!(cell.floor(), 12);
+        assert_eq!(cell.read().window, 13);
+    }
+
+    #[test]
+    fn rotate_to_the_stored_window_writes_nothing() {
+        let rotation = Rotation::new(Duration::seconds(10)).unwrap();
+        let cell = WindowCell::<1>::new(rotation, Duration::ZERO, Slots::empty(3));
+        let seen = cell.rotate_to(|| Some(3), |_, _, _| unreachable!("no write"));
+        assert_eq!(seen.map(|s| s.window), Some(3));
+        assert_eq!(cell.rotate_to(|| None, |_, _, _| unreachable!()), None);
     }
 
     #[test]
@@ -485,7 +514,7 @@ mod tests {
             (before.window, before.start, before.end),
             (7, Duration::seconds(70), Duration::seconds(80))
         );
-        let seen = cell.update(|_| None);
+        let seen = cell.update(|_, _| None);
         assert_eq!(seen, before);
         assert_eq!(cell.read(), before);
     }

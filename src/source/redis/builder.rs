@@ -9,11 +9,12 @@ use time::Duration;
 use super::connection::{Connector, ConnectorConfig};
 use super::error::RedisSourceError;
 use super::keys;
+use super::shared::Shared;
 use super::source::RedisNonceSource;
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 use crate::rotation::Rotation;
-use crate::window_cell::{Slots, WindowCell};
+use crate::source::engine::Engine;
 
 /// The shortest rotation the Redis source takes: each window costs a Redis round trip.
 const MIN_ROTATION: Duration = Duration::SECOND;
@@ -28,7 +29,7 @@ impl RedisNonceSource<SystemClock> {
             label: label.into(),
             prefix: keys::DEFAULT_PREFIX.to_owned(),
             rotation: Rotation::DEFAULT.interval(),
-            prefetch_lead: None,
+            lead: None,
             clock: SystemClock,
             connector: ConnectorConfig::DEFAULT,
         }
@@ -38,7 +39,6 @@ impl RedisNonceSource<SystemClock> {
 /// Builds a [`RedisNonceSource`]; see [`RedisNonceSource::builder`].
 ///
 /// ```no_run
-/// use std::time::Duration as StdDuration;
 /// use dpop_nonce::redis::RedisNonceSource;
 /// use time::Duration;
 ///
@@ -46,8 +46,8 @@ impl RedisNonceSource<SystemClock> {
 /// let source = RedisNonceSource::builder(client, "rs")
 ///     .prefix("shop:dpop")
 ///     .rotation(Duration::minutes(2))
-///     .connect_timeout(StdDuration::from_millis(100))
-///     .io_timeout(StdDuration::from_millis(50))
+///     .connect_timeout(Duration::milliseconds(100))
+///     .io_timeout(Duration::milliseconds(50))
 ///     .build_with_fallback()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -57,7 +57,7 @@ pub struct RedisNonceSourceBuilder<C = SystemClock> {
     label: String,
     prefix: String,
     rotation: Duration,
-    prefetch_lead: Option<Duration>,
+    lead: Option<Duration>,
     clock: C,
     connector: ConnectorConfig,
 }
@@ -76,33 +76,15 @@ impl<C: Clock> RedisNonceSourceBuilder<C> {
         self
     }
 
-    /// Sets how long before a window starts its value is fetched (default: 5 seconds, or a
-    /// quarter of the interval if that is shorter). Must be under the interval. Replicas whose
-    /// clocks differ by less than this agree without retries.
-    pub fn prefetch_lead(mut self, lead: Duration) -> Self {
-        self.prefetch_lead = Some(lead);
+    /// Sets the lead: how long before a window starts its value is fetched, and accepted
+    /// (default: 5 seconds, or a quarter of the interval if that is shorter). Must be under the
+    /// interval. Replicas whose clocks differ by less than this agree without retries.
+    pub fn lead(mut self, lead: Duration) -> Self {
+        self.lead = Some(lead);
         self
     }
 
-    /// Sets the timeout for opening a connection, including its handshake (default 250 ms).
-    pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.connector.connect_timeout = timeout;
-        self
-    }
-
-    /// Sets the timeout of each socket read and write (default 100 ms).
-    pub fn io_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.connector.io_timeout = timeout;
-        self
-    }
-
-    /// Sets the reconnect back-off: after a failure, calls serve the fallback without trying
-    /// Redis for `min`, doubling per further failure up to `max` (default 100 ms to 2 s).
-    pub fn backoff(mut self, min: std::time::Duration, max: std::time::Duration) -> Self {
-        self.connector.backoff_min = min;
-        self.connector.backoff_max = max;
-        self
-    }
+    super::connection::connector_setters!();
 
     /// Sets the clock (default [`SystemClock`]).
     pub fn clock<D: Clock>(self, clock: D) -> RedisNonceSourceBuilder<D> {
@@ -111,7 +93,7 @@ impl<C: Clock> RedisNonceSourceBuilder<C> {
             label: self.label,
             prefix: self.prefix,
             rotation: self.rotation,
-            prefetch_lead: self.prefetch_lead,
+            lead: self.lead,
             clock,
             connector: self.connector,
         }
@@ -139,39 +121,36 @@ impl<C: Clock> RedisNonceSourceBuilder<C> {
     /// [`ConfigError`] for a setting out of range.
     pub fn build_with_fallback(self) -> Result<RedisNonceSource<C>, ConfigError> {
         let source = self.assemble()?;
-        let _ = source.slots_now();
+        source.prepare_now();
         Ok(source)
     }
 
     fn assemble(self) -> Result<RedisNonceSource<C>, ConfigError> {
         let rotation = Rotation::new(self.rotation)?;
         if rotation.interval() < MIN_ROTATION {
-            return Err(ConfigError::Invalid(
-                "the Redis source needs a rotation interval of at least one second",
-            ));
+            return Err(ConfigError::RotationTooShort { min: MIN_ROTATION });
         }
         keys::check_prefix(&self.prefix)?;
         keys::check_label(&self.label)?;
-        self.connector.validate().map_err(ConfigError::Invalid)?;
+        self.connector.validate()?;
         let interval = rotation.interval();
-        let prefetch_lead = self
-            .prefetch_lead
+        let lead = self
+            .lead
             .unwrap_or_else(|| Duration::seconds(5).min(interval / 4));
-        if prefetch_lead.is_negative() || prefetch_lead >= interval {
-            return Err(ConfigError::Invalid(
-                "the prefetch lead must be zero or more, and shorter than the rotation interval",
-            ));
+        if lead.is_negative() || lead >= interval {
+            return Err(ConfigError::LeadOutOfRange {
+                max: interval - Duration::NANOSECOND,
+            });
         }
-        let window = rotation.window_of(self.clock.unix_time());
-        Ok(RedisNonceSource {
-            clock: self.clock,
+        let shared = Shared {
             rotation,
             prefix: self.prefix,
             label: self.label,
-            prefetch_lead,
             connector: Connector::new(self.client, self.connector),
-            cell: WindowCell::new(rotation, prefetch_lead, Slots::empty(window)),
             forced_window: AtomicI64::new(i64::MIN),
+        };
+        Ok(RedisNonceSource {
+            engine: Engine::new(self.clock, rotation, lead, shared),
         })
     }
 }
@@ -183,7 +162,7 @@ impl<C: fmt::Debug> fmt::Debug for RedisNonceSourceBuilder<C> {
             .field("label", &self.label)
             .field("prefix", &self.prefix)
             .field("rotation", &self.rotation)
-            .field("prefetch_lead", &self.prefetch_lead)
+            .field("lead", &self.lead)
             .field("clock", &self.clock)
             .field("connector", &self.connector)
             .finish()

@@ -3,7 +3,7 @@
 
 use redis::{Connection, ErrorKind, RedisError, RedisResult, Value};
 
-use crate::ct::{self, Packed};
+use crate::source::engine::{Packed, pack_nonce};
 use crate::nonce::Nonce;
 
 /// A TTL cap far beyond any rotation accepted, but safe from overflow inside Redis.
@@ -69,7 +69,7 @@ fn parse_nonce(reply: Value) -> RedisResult<Packed> {
     std::str::from_utf8(&bytes)
         .ok()
         .and_then(|text| Nonce::parse(text).ok())
-        .and_then(|nonce| ct::pack_nonce(&nonce))
+        .and_then(|nonce| pack_nonce(&nonce))
         .ok_or_else(|| {
             RedisError::from((
                 ErrorKind::Parse,
@@ -90,7 +90,7 @@ mod tests {
     fn a_generated_nonce_is_read_back_as_it_was_written() {
         let nonce = Nonce::generate();
         let packed = parse_nonce(bulk(nonce.as_bytes())).expect("a generated nonce parses");
-        assert_eq!(ct::unpack(&packed), Some(nonce.clone()));
+        assert_eq!(crate::source::engine::unpack(&packed), Some(nonce.clone()));
         let simple = parse_nonce(Value::SimpleString(nonce.to_string())).expect("simple string");
         assert_eq!(simple, packed);
     }

@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use redis::{Client, Connection, RedisError, RedisResult};
 
 use super::health::Health;
+use crate::error::ConfigError;
 
 /// Timeouts and back-off shared by the Redis source and the Redis replay cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,15 +29,17 @@ impl ConnectorConfig {
 
     /// Rejects zero timeouts (which the standard library refuses as socket timeouts) and a
     /// back-off whose bounds are reversed.
-    pub(crate) fn validate(&self) -> Result<(), &'static str> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.connect_timeout.is_zero() {
-            return Err("the Redis connect timeout must be positive");
+            return Err(ConfigError::NonPositiveTimeout { which: "connect" });
         }
         if self.io_timeout.is_zero() {
-            return Err("the Redis read/write timeout must be positive");
+            return Err(ConfigError::NonPositiveTimeout {
+                which: "read/write",
+            });
         }
         if self.backoff_min > self.backoff_max {
-            return Err("the Redis back-off minimum must not exceed its maximum");
+            return Err(ConfigError::BackoffReversed);
         }
         Ok(())
     }
@@ -53,6 +56,39 @@ impl Default for ConnectorConfig {
     fn default() -> Self {
         Self::DEFAULT
     }
+}
+
+/// The connection setters of every Redis builder (a field `connector: ConnectorConfig`), written
+/// once. Durations are `time::Duration`, as everywhere in the crate's API; a negative one counts
+/// as zero, which `build` refuses.
+macro_rules! connector_setters {
+    () => {
+        /// Sets the timeout for opening a connection, including its handshake (default 250 ms).
+        pub fn connect_timeout(mut self, timeout: ::time::Duration) -> Self {
+            self.connector.connect_timeout = $crate::source::redis::connection::to_std(timeout);
+            self
+        }
+
+        /// Sets the timeout of each socket read and write (default 100 ms).
+        pub fn io_timeout(mut self, timeout: ::time::Duration) -> Self {
+            self.connector.io_timeout = $crate::source::redis::connection::to_std(timeout);
+            self
+        }
+
+        /// Sets the reconnect back-off: after a failure, Redis is not tried again for `min`,
+        /// doubling per further failure up to `max` (default 100 ms to 2 s).
+        pub fn backoff(mut self, min: ::time::Duration, max: ::time::Duration) -> Self {
+            self.connector.backoff_min = $crate::source::redis::connection::to_std(min);
+            self.connector.backoff_max = $crate::source::redis::connection::to_std(max);
+            self
+        }
+    };
+}
+pub(crate) use connector_setters;
+
+/// `duration` as a standard one; zero when negative.
+pub(crate) fn to_std(duration: time::Duration) -> Duration {
+    Duration::try_from(duration).unwrap_or(Duration::ZERO)
 }
 
 /// How long a caller is willing to wait for the connection while another thread uses it.

@@ -11,14 +11,14 @@ const MAX_LABEL_LEN: usize = 64;
 /// Checks a key prefix: 1 to 128 visible ASCII characters (`:` allowed).
 pub(crate) fn check_prefix(prefix: &str) -> Result<(), ConfigError> {
     if prefix.is_empty() || prefix.len() > MAX_PREFIX_LEN {
-        return Err(ConfigError::Invalid(
-            "the Redis key prefix must be 1 to 128 bytes long",
-        ));
+        return Err(ConfigError::InvalidPrefix {
+            max: MAX_PREFIX_LEN,
+        });
     }
     if !prefix.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ConfigError::Invalid(
-            "the Redis key prefix must be visible ASCII (no spaces or control characters)",
-        ));
+        return Err(ConfigError::InvalidPrefix {
+            max: MAX_PREFIX_LEN,
+        });
     }
     Ok(())
 }
@@ -27,14 +27,16 @@ pub(crate) fn check_prefix(prefix: &str) -> Result<(), ConfigError> {
 /// into prefix and label in exactly one way, so two servers never share a key.
 pub(crate) fn check_label(label: &str) -> Result<(), ConfigError> {
     if label.is_empty() || label.len() > MAX_LABEL_LEN {
-        return Err(ConfigError::Invalid(
-            "the Redis source label must be 1 to 64 bytes long",
-        ));
+        return Err(ConfigError::InvalidLabel {
+            max: MAX_LABEL_LEN,
+            allowed: "visible ASCII without ':'",
+        });
     }
     if !label.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
-        return Err(ConfigError::Invalid(
-            "the Redis source label must be visible ASCII without ':'",
-        ));
+        return Err(ConfigError::InvalidLabel {
+            max: MAX_LABEL_LEN,
+            allowed: "visible ASCII without ':'",
+        });
     }
     Ok(())
 }

@@ -30,15 +30,14 @@
 
 mod builder;
 mod commands;
-mod connection;
+pub(crate) mod connection;
 mod error;
 mod health;
-mod keys;
-mod replay;
+pub(crate) mod keys;
+mod shared;
 mod source;
 
 pub use builder::RedisNonceSourceBuilder;
 pub use error::RedisSourceError;
 pub use health::Health;
-pub use replay::{RedisReplayCache, RedisReplayCacheBuilder};
 pub use source::RedisNonceSource;

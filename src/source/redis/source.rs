@@ -1,34 +1,18 @@
 //! [`RedisNonceSource`]: one random nonce per window, shared by every replica through Redis.
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
 
-use redis::{ErrorKind, RedisError};
 use time::Duration;
 
-use super::commands::{MAX_TTL_MS, set_and_get};
-use super::connection::{Backoff, CallError, Connector, Wait};
+use super::connection::{Backoff, CallError, Wait};
 use super::error::RedisSourceError;
 use super::health::Health;
-use super::keys;
-use crate::clock::{Clock, ClockReading, SystemClock};
-use crate::ct::{self, Packed};
+use super::shared::{SLOTS, Shared};
+use crate::clock::{Clock, SystemClock};
 use crate::nonce::Nonce;
 use crate::rotation::Rotation;
+use crate::source::engine::{Engine, is_empty};
 use crate::source::{NonceCheck, NonceSource};
-use crate::window_cell::{Slots, WindowCell};
-
-/// The shared (Redis) value of the window the cell is in.
-const SHARED_CURRENT: usize = 0;
-/// The shared value of the window before.
-const SHARED_PREVIOUS: usize = 1;
-/// The shared value of the window after, once prefetched.
-const SHARED_NEXT: usize = 2;
-/// This replica's own fallback for the window the cell is in, made only when Redis failed.
-const LOCAL_CURRENT: usize = 3;
-/// This replica's fallback of the window before.
-const LOCAL_PREVIOUS: usize = 4;
-pub(super) const SLOTS: usize = 5;
 
 /// A nonce source shared by many replicas through one Redis server.
 ///
@@ -46,11 +30,11 @@ pub(super) const SLOTS: usize = 5;
 /// [`check`](NonceSource::check) and [`issue`](NonceSource::issue) read that cell; they reach
 /// for Redis only to fill a slot that is empty:
 ///
-/// - **prefetch**: during the last [`prefetch_lead`](super::RedisNonceSourceBuilder::prefetch_lead) of
-///   a window (default: 5 s, or a quarter of the interval if shorter), one call fetches the next
-///   window's value. It only *tries* the connection: if another thread is using it, the call
-///   goes on without waiting. A replica whose clock runs a little ahead hands out the next value
-///   early, and a replica that prefetched accepts it as current.
+/// - **prefetch**: during the last [`lead`](super::RedisNonceSourceBuilder::lead) of a window
+///   (default: 5 s, or a quarter of the interval if shorter), one call fetches the next window's
+///   value. It only *tries* the connection: if another thread is using it, the call goes on
+///   without waiting. A replica whose clock runs a little ahead hands out the next value early,
+///   and a replica that prefetched accepts it as current during the lead, and only then.
 /// - **window change without a prefetched value** (no traffic during the lead, or Redis failed):
 ///   the first call of the new window fetches the value, and calls arriving meanwhile wait for it.
 ///
@@ -95,11 +79,16 @@ pub(super) const SLOTS: usize = 5;
 ///
 /// # Clocks
 ///
-/// Replicas must agree on the time to within the prefetch lead: a replica ahead by less than
-/// that hands out the next window's value, which the others already know; a replica behind
-/// hands out a value the others still accept as previous. A replica whose clock is off by more
-/// than that makes its clients retry more often, but never accepts anything it did not fetch
-/// or make.
+/// Replicas must agree on the time to within the lead: a replica ahead by less than that hands
+/// out the next window's value, which the others already know; a replica behind hands out a
+/// value the others still accept as previous. A replica whose clock is off by more than that
+/// makes its clients retry more often, but never accepts anything it did not fetch or make.
+///
+/// A window's value stays in Redis for a few windows, so a clock that steps back could find an
+/// old value there again. The source never lets it count: it never fetches nor accepts the value
+/// of a window more than one behind the latest window it has been in. After a step back of more
+/// than one window it serves fresh local values, rotated every interval, until its clock is past
+/// that latest window (see the in-memory source's clock policy, which it then follows).
 ///
 /// # Example
 ///
@@ -119,58 +108,43 @@ pub(super) const SLOTS: usize = 5;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct RedisNonceSource<C = SystemClock> {
-    pub(super) clock: C,
-    pub(super) rotation: Rotation,
-    pub(super) prefix: String,
-    pub(super) label: String,
-    pub(super) prefetch_lead: Duration,
-    pub(super) connector: Connector,
-    pub(super) cell: WindowCell<SLOTS>,
-    /// The latest window for which a fetch was tried regardless of the back-off.
-    pub(super) forced_window: AtomicI64,
+    pub(super) engine: Engine<Shared, C, SLOTS>,
 }
 
 impl<C: Clock> RedisNonceSource<C> {
     /// The rotation this source uses.
     pub fn rotation(&self) -> Rotation {
-        self.rotation
+        self.engine.rotation()
     }
 
     /// The clock this source reads.
     pub fn clock(&self) -> &C {
-        &self.clock
+        self.engine.clock()
     }
 
-    /// The longest time a nonce of this source is accepted: two intervals plus the prefetch lead
-    /// (the next window's value is accepted that much early). Use it as the entry lifetime of
-    /// a replay cache.
-    pub fn max_nonce_lifetime(&self) -> Duration {
-        self.rotation
-            .max_nonce_lifetime()
-            .saturating_add(self.prefetch_lead)
-    }
-
-    /// How long before a window starts its value is fetched.
-    pub fn prefetch_lead(&self) -> Duration {
-        self.prefetch_lead
+    /// How long before a window starts its value is fetched, and accepted.
+    pub fn lead(&self) -> Duration {
+        self.engine.lead()
     }
 
     /// The outcome of the last Redis call (see [`Health`] for how fresh it is).
     pub fn health(&self) -> Health {
-        self.connector.health()
+        self.engine.policy().connector.health()
     }
 
     /// `true` when the last Redis call succeeded. One atomic load.
     pub fn is_healthy(&self) -> bool {
-        self.connector.is_healthy()
+        self.engine.policy().connector.is_healthy()
     }
 
     /// `true` when the nonce handed out now is this replica's local fallback rather than the
     /// shared value (Redis failed for the current window). Does not call Redis.
     pub fn is_serving_fallback(&self) -> bool {
-        let slots = self.cell.read();
-        ct::is_empty(&slots.values[SHARED_CURRENT])
-            && self.rotation.contains(slots.window, self.clock.unix_time())
+        let slots = self.engine.cell().read();
+        is_empty(&slots.values[Shared::CURRENT])
+            && self
+                .rotation()
+                .contains(slots.window, self.clock().unix_time())
     }
 
     /// Fetches whatever is missing for the current and the next window, ignoring the back-off,
@@ -185,17 +159,23 @@ impl<C: Clock> RedisNonceSource<C> {
     /// [`RedisSourceError::Unreachable`] when Redis failed (the source serves its fallback), or
     /// [`RedisSourceError::Busy`] when another thread held the connection for a whole budget.
     pub fn refresh(&self) -> Result<(), RedisSourceError> {
-        let slots = self.rotate_to(self.clock.read());
-        if ct::is_empty(&slots.values[SHARED_CURRENT]) {
-            let want_previous = ct::is_empty(&slots.values[SHARED_PREVIOUS]);
-            self.fetch(slots.window, want_previous, Wait::Bounded, Backoff::Ignore)
+        let cell = self.engine.cell();
+        let Some(slots) = self.engine.slots_now() else {
+            return Ok(());
+        };
+        let shared = self.engine.policy();
+        let now = self.clock().unix_time();
+        if is_empty(&slots.values[Shared::CURRENT]) && slots.window >= cell.floor() {
+            shared
+                .fetch(cell, slots.window, now, Wait::Bounded, Backoff::Ignore)
                 .map_err(public_error)?;
         }
-        let slots = self.cell.read();
-        if ct::is_empty(&slots.values[SHARED_NEXT])
+        let slots = cell.read();
+        if is_empty(&slots.values[Shared::NEXT])
             && let Some(next) = slots.window.checked_add(1)
         {
-            self.fetch(next, false, Wait::Bounded, Backoff::Ignore)
+            shared
+                .fetch(cell, next, now, Wait::Bounded, Backoff::Ignore)
                 .map_err(public_error)?;
         }
         Ok(())
@@ -204,164 +184,25 @@ impl<C: Clock> RedisNonceSource<C> {
     /// Fetches the value of the window the source starts in, ignoring the back-off: the
     /// start-up check of [`RedisNonceSourceBuilder::build`](super::RedisNonceSourceBuilder::build).
     pub(super) fn fetch_first(&self) -> Result<(), RedisSourceError> {
-        let window = self.cell.read().window;
-        self.forced_window.store(window, Ordering::Release);
-        self.fetch(window, true, Wait::Bounded, Backoff::Ignore)
+        let cell = self.engine.cell();
+        let window = cell.read().window;
+        let shared = self.engine.policy();
+        shared.force(window);
+        shared
+            .fetch(
+                cell,
+                window,
+                self.clock().unix_time(),
+                Wait::Bounded,
+                Backoff::Ignore,
+            )
             .map_err(public_error)
     }
 
-    /// The slots for the window of `now` (a reading of the source's clock), rotating locally
-    /// first (no Redis call).
-    fn rotate_to(&self, now: ClockReading) -> Slots<SLOTS> {
-        self.cell.forward_to(now, |latest, target| {
-            let mut next = Slots::empty(target);
-            if latest.window.checked_add(1) == Some(target) {
-                next.values[SHARED_CURRENT] = latest.values[SHARED_NEXT];
-                next.values[SHARED_PREVIOUS] = latest.values[SHARED_CURRENT];
-                next.values[LOCAL_PREVIOUS] = latest.values[LOCAL_CURRENT];
-            }
-            next
-        })
-    }
-
-    /// The slots to answer from now: rotated, with the current value filled in (shared or
-    /// fallback), and the next value prefetched when its time has come.
-    #[inline]
-    pub(super) fn slots_now(&self) -> Slots<SLOTS> {
-        let now = self.clock.read();
-        let slots = self.rotate_to(now);
-        if ct::is_empty(&slots.values[SHARED_CURRENT]) {
-            return self.fill_current(slots);
-        }
-        if ct::is_empty(&slots.values[SHARED_NEXT]) {
-            let prefetch_from = slots.end.saturating_sub(self.prefetch_lead);
-            // Within the stored window (the clock did not step back) and in its last
-            // `prefetch_lead`: time to fetch the next value.
-            let passed = now.marks_reached(&[slots.start, prefetch_from, slots.end]);
-            if passed == 2
-                && let Some(next) = slots.window.checked_add(1)
-            {
-                // Best effort: never waits for another thread, never during a back-off.
-                let _ = self.fetch(next, false, Wait::No, Backoff::Respect);
-            }
-        }
-        slots
-    }
-
-    /// The current window has no shared value yet: fetch it (bounded), or fall back.
-    #[cold]
-    fn fill_current(&self, slots: Slots<SLOTS>) -> Slots<SLOTS> {
-        let window = slots.window;
-        // The first attempt in each window ignores the back-off, so a replica converges at
-        // its first call in the next window at the latest.
-        let backoff = if self.forced_window.fetch_max(window, Ordering::AcqRel) < window {
-            Backoff::Ignore
-        } else {
-            Backoff::Respect
-        };
-        let want_previous = ct::is_empty(&slots.values[SHARED_PREVIOUS]);
-        let _ = self.fetch(window, want_previous, Wait::Bounded, backoff);
-        let latest = self.cell.read();
-        if !ct::is_empty(&latest.values[SHARED_CURRENT])
-            || !ct::is_empty(&latest.values[LOCAL_CURRENT])
-        {
-            return latest;
-        }
-        self.cell.update(|latest| {
-            (ct::is_empty(&latest.values[SHARED_CURRENT])
-                && ct::is_empty(&latest.values[LOCAL_CURRENT]))
-            .then(|| {
-                let mut next = *latest;
-                next.values[LOCAL_CURRENT] = ct::fresh_packed();
-                next
-            })
-        })
-    }
-
-    /// One round trip: create-if-absent and read `window`'s value (and read the window before,
-    /// when asked), then store what came back.
-    fn fetch(
-        &self,
-        window: i64,
-        want_previous: bool,
-        wait: Wait,
-        backoff: Backoff,
-    ) -> Result<(), CallError> {
-        // Checked before any allocation or random draw, so an outage costs requests nothing.
-        if backoff == Backoff::Respect && self.connector.backing_off() {
-            return Err(CallError::BackingOff);
-        }
-        let key = keys::nonce_key(&self.prefix, &self.label, window);
-        let previous_key = want_previous
-            .then(|| window.checked_sub(1))
-            .flatten()
-            .map(|previous| keys::nonce_key(&self.prefix, &self.label, previous));
-        let ttl_ms = self.ttl_ms(window);
-        let candidate = Nonce::generate();
-        self.connector.call(wait, backoff, |connection| {
-            // Threads that queued for the connection at a window change find the work done
-            // by the first one, and send nothing. So the values are stored before the
-            // connection is released.
-            if self.has_shared(window) {
-                return Ok(());
-            }
-            let (value, previous) = set_and_get(
-                connection,
-                &key,
-                &candidate,
-                ttl_ms,
-                previous_key.as_deref(),
-            )?;
-            self.store(window, value);
-            if let (Some(previous), Some(before)) = (previous, window.checked_sub(1)) {
-                self.store(before, previous);
-            }
-            Ok(())
-        })
-    }
-
-    /// `true` when `window`'s shared value is cached (as current or as next).
-    fn has_shared(&self, window: i64) -> bool {
-        let latest = self.cell.read();
-        if latest.window == window {
-            !ct::is_empty(&latest.values[SHARED_CURRENT])
-        } else if latest.window.checked_add(1) == Some(window) {
-            !ct::is_empty(&latest.values[SHARED_NEXT])
-        } else {
-            false
-        }
-    }
-
-    /// Puts `window`'s shared value in whichever slot it belongs to now, if that slot is empty.
-    fn store(&self, window: i64, value: Packed) {
-        self.cell.update(|latest| {
-            let slot = if latest.window == window {
-                SHARED_CURRENT
-            } else if latest.window.checked_add(1) == Some(window) {
-                SHARED_NEXT
-            } else if window.checked_add(1) == Some(latest.window) {
-                SHARED_PREVIOUS
-            } else {
-                return None;
-            };
-            (ct::is_empty(&latest.values[slot])).then(|| {
-                let mut next = *latest;
-                next.values[slot] = value;
-                next
-            })
-        });
-    }
-
-    /// Milliseconds the key of `window` must live: until no replica can accept the value any
-    /// more (the end of `window + 1`), plus one interval for clocks that lag.
-    fn ttl_ms(&self, window: i64) -> i64 {
-        let until = self
-            .rotation
-            .window_start(window.saturating_add(2))
-            .saturating_sub(self.clock.unix_time())
-            .saturating_add(self.rotation.interval());
-        let ms = until.whole_milliseconds().saturating_add(1);
-        i64::try_from(ms).unwrap_or(i64::MAX).clamp(1, MAX_TTL_MS)
+    /// Moves to the clock's window and fills its value (shared, or the fallback): what
+    /// [`build_with_fallback`](super::RedisNonceSourceBuilder::build_with_fallback) does once.
+    pub(super) fn prepare_now(&self) {
+        let _ = self.engine.slots_now();
     }
 }
 
@@ -369,8 +210,8 @@ impl<C: Clock> RedisNonceSource<C> {
 fn public_error(err: CallError) -> RedisSourceError {
     match err {
         CallError::Busy => RedisSourceError::Busy,
-        CallError::BackingOff => RedisSourceError::Unreachable(RedisError::from((
-            ErrorKind::Io,
+        CallError::BackingOff => RedisSourceError::Unreachable(redis::RedisError::from((
+            redis::ErrorKind::Io,
             "Redis failed recently; waiting for the back-off to run out",
         ))),
         CallError::Redis(err) => RedisSourceError::Unreachable(err),
@@ -378,71 +219,35 @@ fn public_error(err: CallError) -> RedisSourceError {
 }
 
 impl<C: Clock> NonceSource for RedisNonceSource<C> {
+    #[inline]
     fn issue(&self) -> Nonce {
-        let slots = self.slots_now();
-        let slot = if !ct::is_empty(&slots.values[SHARED_CURRENT]) {
-            SHARED_CURRENT
-        } else {
-            LOCAL_CURRENT
-        };
-        match ct::unpack(&slots.values[slot]) {
-            Some(nonce) => nonce,
-            // `slots_now` always leaves one of the two filled; should that ever fail, make a
-            // fallback this replica can verify rather than an unverifiable value.
-            None => {
-                let filled = self.fill_current(self.cell.read());
-                ct::unpack(&filled.values[SHARED_CURRENT])
-                    .or_else(|| ct::unpack(&filled.values[LOCAL_CURRENT]))
-                    .unwrap_or_else(Nonce::generate)
-            }
-        }
+        self.engine.issue()
     }
 
     #[inline]
     fn check(&self, claim: &str) -> NonceCheck {
-        // The clock first, so that the comparison runs while the clock is being read (see
-        // `ClockReading`).
-        let now = self.clock.read();
-        let Some(claim) = ct::pack(claim.as_bytes()) else {
-            return NonceCheck::Unknown;
-        };
-        // Compare straight from the cache. Anything other than the steady state (inside the
-        // window, before the prefetch time, with the shared value present) goes through
-        // `slots_now`, which rotates, fetches or prefetches, and the claim is compared again.
-        let mut compared = self.cell.compare(&claim);
-        let passed = now.marks_reached(&[compared.start(), compared.steady_end()]);
-        if passed != 1 || !compared.filled[SHARED_CURRENT] {
-            self.slots_now();
-            compared = self.cell.compare(&claim);
-        }
-        let hit = compared.hits;
-        let serving_shared = compared.filled[SHARED_CURRENT];
-        // The fallback is current only while it is what this replica hands out; once the
-        // shared value is back, a client holding the fallback is moved over (RFC 9449 §8.2).
-        if hit[SHARED_CURRENT] | hit[SHARED_NEXT] | (hit[LOCAL_CURRENT] & !serving_shared) {
-            NonceCheck::Current
-        } else if hit[SHARED_PREVIOUS] | hit[LOCAL_PREVIOUS] | hit[LOCAL_CURRENT] {
-            NonceCheck::Previous
-        } else {
-            NonceCheck::Unknown
-        }
+        self.engine.check(claim)
+    }
+
+    /// Two rotation intervals plus the lead (the next window's value is accepted that early).
+    fn max_nonce_lifetime(&self) -> Duration {
+        self.engine.max_nonce_lifetime()
     }
 }
 
 impl<C: fmt::Debug> fmt::Debug for RedisNonceSource<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let stored = self.cell.read();
+        let stored = self.engine.cell().read();
+        let shared = self.engine.policy();
         f.debug_struct("RedisNonceSource")
-            .field("clock", &self.clock)
-            .field("rotation", &self.rotation.interval())
-            .field("prefix", &self.prefix)
-            .field("label", &self.label)
-            .field("window", &stored.window)
+            .field("prefix", &shared.prefix)
+            .field("label", &shared.label)
             .field(
                 "serving_fallback",
-                &(ct::is_empty(&stored.values[SHARED_CURRENT])),
+                &is_empty(&stored.values[Shared::CURRENT]),
             )
-            .field("connector", &self.connector)
-            .finish_non_exhaustive()
+            .field("connector", &shared.connector)
+            .field("engine", &self.engine)
+            .finish()
     }
 }
