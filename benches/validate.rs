@@ -389,7 +389,10 @@ fn benches(c: &mut Criterion) {
             .clock(Arc::clone(&shifted))
             .build()
             .unwrap_or_else(|_| {
-                InMemoryNonceSource::with_parts(Arc::clone(&shifted), Rotation::DEFAULT)
+                InMemoryNonceSource::builder()
+                    .clock(Arc::clone(&shifted))
+                    .build()
+                    .unwrap()
             }),
     );
     let old = memory_previous.issue();
@@ -427,7 +430,10 @@ fn benches(c: &mut Criterion) {
         .clock(Arc::clone(&manual))
         .build()
         .unwrap_or_else(|_| {
-            InMemoryNonceSource::with_parts(Arc::clone(&manual), Rotation::DEFAULT)
+            InMemoryNonceSource::builder()
+                .clock(Arc::clone(&manual))
+                .build()
+                .unwrap()
         });
     group.bench_function("memory/rotation", |b| {
         b.iter(|| {
@@ -580,7 +586,8 @@ mod extra {
         group: &mut BenchmarkGroup<'_, WallTime>,
         memory: &NonceValidator<InMemoryNonceSource>,
     ) {
-        use dpop_nonce::redis::{RedisNonceSource, RedisReplayCache};
+        use dpop_nonce::redis::RedisNonceSource;
+        use dpop_nonce::replay::RedisReplayCache;
 
         let Some(server) = RedisServer::start() else {
             println!();

@@ -10,11 +10,12 @@
 
 use std::sync::Arc;
 
-use dpop_nonce::derived::{DerivedConfigError, DerivedNonceSource};
-use dpop_nonce::{Clock, ManualClock, NonceValidator};
+use dpop_nonce::ConfigError;
+use dpop_nonce::derived::DerivedNonceSource;
+use dpop_nonce::{Clock, ManualClock, NonceSource, NonceValidator};
 use time::Duration;
 
-fn main() -> Result<(), DerivedConfigError> {
+fn main() -> Result<(), ConfigError> {
     // In production: 32 or more random bytes from your secret store, the same on every replica.
     let secret = [0x42u8; 32];
     let rotation = Duration::minutes(5);
@@ -40,7 +41,7 @@ fn main() -> Result<(), DerivedConfigError> {
     println!(
         "two replicas of the authorization server (label \"as\"), rotation {} s, skew {} s",
         rotation.whole_seconds(),
-        a.source().skew().whole_seconds()
+        a.source().lead().whole_seconds()
     );
     println!(
         "a nonce is accepted for at most {} s; give that to the replay cache\n",

@@ -147,7 +147,10 @@ mod tests {
         assert!(!r.contains(i64::MIN, Duration::MAX));
         assert_eq!(r.checked_window_of(Duration::MAX), None);
         assert_eq!(r.checked_window_of(Duration::MIN), None);
-        assert_eq!(r.checked_window_of(Duration::seconds(1)), Some(1_000_000_000));
+        assert_eq!(
+            r.checked_window_of(Duration::seconds(1)),
+            Some(1_000_000_000)
+        );
         let edge = Duration::nanoseconds(i64::MAX - 2);
         assert_eq!(r.checked_window_of(edge), Some(i64::MAX - 2));
         assert_eq!(r.checked_window_of(edge + Duration::nanoseconds(1)), None);

@@ -175,6 +175,9 @@ async fn refresh_replaces_a_dpop_nonce_set_by_the_handler() {
         fn issue(&self) -> Nonce {
             Nonce::parse("fresh").unwrap_or_else(|_| Nonce::generate())
         }
+        fn max_nonce_lifetime(&self) -> time::Duration {
+            time::Duration::minutes(10)
+        }
         fn check(&self, _: &str) -> NonceCheck {
             NonceCheck::Previous
         }

@@ -31,6 +31,9 @@ impl NonceSource for Fixed {
             NonceCheck::Unknown
         }
     }
+    fn max_nonce_lifetime(&self) -> time::Duration {
+        time::Duration::minutes(10)
+    }
 }
 
 fn refused() -> UseDpopNonce {

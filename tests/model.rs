@@ -62,7 +62,7 @@ proptest! {
     ) {
         let rotation = Rotation::new(Duration::seconds(ROTATION_SECONDS)).unwrap();
         let clock = Arc::new(ManualClock::at_unix(Duration::milliseconds(start_ms)));
-        let source = InMemoryNonceSource::with_parts(Arc::clone(&clock), rotation);
+        let source = InMemoryNonceSource::builder().rotation(rotation.interval()).clock(Arc::clone(&clock)).build().unwrap();
         let validator = NonceValidator::new(&source);
         let mut issued: Vec<(Nonce, i64)> = Vec::new();
 

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration as StdDuration, Instant};
 
-use dpop_nonce::redis::{Health, RedisNonceSource, RedisReplayCache, RedisSourceError};
+use dpop_nonce::redis::{Health, RedisNonceSource, RedisSourceError};
+use dpop_nonce::replay::RedisReplayCache;
 use dpop_nonce::replay::{ReplayCache, ReplayCheck, ReplayError, ReplayKey};
 use dpop_nonce::{ManualClock, Nonce, NonceCheck, NonceSource};
 use redis_server::RedisServer;
@@ -18,7 +19,7 @@ use time::Duration;
 
 const ROTATION: Duration = Duration::minutes(1);
 const MID_WINDOW: Duration = Duration::seconds(29_000_000 * 60 + 20);
-const SHORT_BACKOFF: StdDuration = StdDuration::from_millis(20);
+const SHORT_BACKOFF: time::Duration = time::Duration::milliseconds(20);
 
 type Source = RedisNonceSource<Arc<ManualClock>>;
 

@@ -9,9 +9,10 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration as StdDuration, Instant};
 
-use dpop_nonce::redis::{RedisNonceSource, RedisReplayCache};
+use dpop_nonce::redis::RedisNonceSource;
+use dpop_nonce::replay::RedisReplayCache;
 use dpop_nonce::replay::{ReplayCache, ReplayCheck, ReplayKey};
-use dpop_nonce::{ConfigError, ManualClock};
+use dpop_nonce::{ConfigError, ManualClock, NonceSource};
 use redis_server::RedisServer;
 use time::Duration;
 
@@ -152,15 +153,21 @@ fn lifetime_comes_from_the_source_and_settings_are_checked() {
         .unwrap();
     assert_eq!(replay.lifetime(), Duration::seconds(605));
 
-    for bad in [
+    let minute = || RedisReplayCache::builder(server.client(), Duration::minutes(1));
+    assert!(matches!(
         RedisReplayCache::builder(server.client(), Duration::ZERO).build(),
-        RedisReplayCache::builder(server.client(), Duration::minutes(1))
-            .connections(0)
-            .build(),
-        RedisReplayCache::builder(server.client(), Duration::minutes(1))
-            .prefix("")
-            .build(),
-    ] {
-        assert!(matches!(bad, Err(ConfigError::Invalid(_))), "{bad:?}");
-    }
+        Err(ConfigError::LifetimeTooShort { .. })
+    ));
+    assert!(matches!(
+        minute().connections(0).build(),
+        Err(ConfigError::CountOutOfRange {
+            min: 1,
+            max: 64,
+            ..
+        })
+    ));
+    assert!(matches!(
+        minute().prefix("").build(),
+        Err(ConfigError::InvalidPrefix { max: 128 })
+    ));
 }

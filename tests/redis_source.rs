@@ -104,7 +104,7 @@ fn replicas_with_clocks_a_little_apart_accept_each_others_nonces() {
     let clock_b = Arc::new(ManualClock::at_unix(window_start + Duration::seconds(42)));
     let a = source(&server, "rs", &clock_a);
     let b = source(&server, "rs", &clock_b);
-    assert_eq!(a.prefetch_lead(), Duration::seconds(5));
+    assert_eq!(a.lead(), Duration::seconds(5));
 
     for _ in 0..5 {
         // Into the last seconds of the window: any call prefetches the next value.
@@ -334,10 +334,10 @@ fn builder_refuses_bad_settings_with_typed_errors() {
             .build(),
         RedisNonceSource::builder(server.client(), "as")
             .rotation(ROTATION)
-            .prefetch_lead(ROTATION)
+            .lead(ROTATION)
             .build(),
         RedisNonceSource::builder(server.client(), "as")
-            .io_timeout(std::time::Duration::ZERO)
+            .io_timeout(Duration::ZERO)
             .build(),
     ];
     for result in bad {

@@ -82,7 +82,7 @@ fn entries_expire_exactly_after_their_lifetime() {
     // The new entry has a lifetime of its own.
     clock.advance(Duration::minutes(5));
     assert_eq!(cache.insert(&k).unwrap(), ReplayCheck::Replayed);
-    assert_eq!(cache.entry_lifetime(), Duration::minutes(10));
+    assert_eq!(cache.lifetime(), Duration::minutes(10));
 }
 
 #[test]
@@ -95,7 +95,7 @@ fn a_replay_is_caught_for_as_long_as_the_nonce_is_accepted() {
     assert!(cache.insert(&k).unwrap().is_fresh());
     clock.advance(Duration::minutes(10) - Duration::nanoseconds(1));
     assert_eq!(cache.insert(&k).unwrap(), ReplayCheck::Replayed);
-    assert_eq!(cache.entry_lifetime(), Duration::minutes(10));
+    assert_eq!(cache.lifetime(), Duration::minutes(10));
 }
 
 #[test]
@@ -241,19 +241,36 @@ fn key_encoding_is_unambiguous_and_fixed_size() {
 }
 
 #[test]
-fn a_clock_stepping_back_never_shortens_an_entry() {
+fn entries_live_their_lifetime_in_elapsed_time_whatever_the_wall_clock_does() {
     let (clock, cache) = cache(Duration::seconds(60), 10, 1);
     let early = key("early");
     assert!(cache.insert(&early).unwrap().is_fresh());
-    clock.advance(Duration::seconds(-30));
+    // The wall clock steps back, then forward by a year: no time elapses.
+    clock.step(Duration::seconds(-30));
     let late = key("late");
     assert!(cache.insert(&late).unwrap().is_fresh());
-    // "early" was inserted at t=0, "late" at t=-30; "late" still lives as long as "early".
-    clock.advance(Duration::seconds(89));
+    clock.step(Duration::days(365));
+    assert_eq!(cache.insert(&early).unwrap(), ReplayCheck::Replayed);
+    clock.advance(Duration::seconds(59));
     assert_eq!(cache.insert(&early).unwrap(), ReplayCheck::Replayed);
     assert_eq!(cache.insert(&late).unwrap(), ReplayCheck::Replayed);
     clock.advance(Duration::seconds(1));
+    assert_eq!(cache.insert(&early).unwrap(), ReplayCheck::Fresh);
     assert_eq!(cache.insert(&late).unwrap(), ReplayCheck::Fresh);
+}
+
+#[test]
+fn a_forward_jump_then_a_step_back_does_not_jam_a_full_cache() {
+    let (clock, cache) = cache(Duration::seconds(60), 2, 1);
+    clock.step(Duration::days(365));
+    assert!(cache.insert(&key("during-the-jump-1")).unwrap().is_fresh());
+    assert!(cache.insert(&key("during-the-jump-2")).unwrap().is_fresh());
+    clock.step(-Duration::days(365));
+    assert!(matches!(cache.insert(&key("x")), Err(ReplayError::Full)));
+    // One lifetime of real time later the entries are gone, whatever the wall clock says.
+    clock.advance(Duration::seconds(60));
+    assert!(cache.insert(&key("after-1")).unwrap().is_fresh());
+    assert!(cache.insert(&key("after-2")).unwrap().is_fresh());
 }
 
 #[test]
@@ -268,31 +285,34 @@ fn configuration_errors_are_typed() {
     let minute = Duration::minutes(1);
     assert!(matches!(
         build(Duration::ZERO, 10, None),
-        Err(ConfigError::Invalid(_))
+        Err(ConfigError::LifetimeTooShort { .. })
     ));
     assert!(matches!(
         build(-minute, 10, None),
-        Err(ConfigError::Invalid(_))
+        Err(ConfigError::LifetimeTooShort { .. })
     ));
     assert!(matches!(
         build(minute, 0, None),
-        Err(ConfigError::Invalid(_))
+        Err(ConfigError::CountOutOfRange {
+            which: "capacity",
+            ..
+        })
     ));
     assert!(matches!(
         build(minute, 10, Some(0)),
-        Err(ConfigError::Invalid(_))
+        Err(ConfigError::CountOutOfRange { max: 10, .. })
     ));
     assert!(matches!(
         build(minute, 10, Some(11)),
-        Err(ConfigError::Invalid(_))
+        Err(ConfigError::CountOutOfRange { max: 10, .. })
     ));
     assert_eq!(build(minute, 10, Some(10)).unwrap().shard_count(), 10);
     // Automatic sharding: small caches keep one shard (exact capacity), large ones up to 16.
     assert_eq!(build(minute, 10, None).unwrap().shard_count(), 1);
     assert_eq!(build(minute, 1_000_000, None).unwrap().shard_count(), 16);
 
-    let default = InMemoryReplayCache::for_rotation(Rotation::default());
-    assert_eq!(default.entry_lifetime(), Duration::minutes(10));
+    let default = InMemoryReplayCache::for_source(&dpop_nonce::InMemoryNonceSource::new());
+    assert_eq!(default.lifetime(), Duration::minutes(10));
     assert_eq!(default.capacity(), InMemoryReplayCache::DEFAULT_CAPACITY);
 }
 

@@ -21,6 +21,9 @@ impl NonceSource for Fixed {
             NonceCheck::Unknown
         }
     }
+    fn max_nonce_lifetime(&self) -> time::Duration {
+        time::Duration::minutes(10)
+    }
 }
 
 fn refusal_with(nonce: &str) -> dpop_nonce::UseDpopNonce {

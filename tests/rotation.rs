@@ -100,20 +100,44 @@ fn exactly_two_windows_drops_the_previous_one() {
 }
 
 #[test]
-fn a_clock_stepping_back_never_resurrects_or_drops_a_nonce() {
+fn a_clock_stepping_back_starts_the_window_afresh_and_never_resurrects_a_nonce() {
     let (clock, source) = source_at(Duration::minutes(10));
     let first = source.issue();
     clock.advance(ROTATION);
     let second = source.issue();
     clock.advance(-ROTATION * 3);
-    assert_eq!(source.issue(), second, "no return to an older window");
-    assert_eq!(source.check(second.as_str()), NonceCheck::Current);
-    assert_eq!(source.check(first.as_str()), NonceCheck::Previous);
-    clock.advance(ROTATION * 3);
-    assert_eq!(source.issue(), second, "back where it was: same window");
-    clock.advance(ROTATION);
-    assert_eq!(source.check(second.as_str()), NonceCheck::Previous);
+    let fresh = source.issue();
+    assert!(
+        fresh != first && fresh != second,
+        "a fresh value for the clock's window"
+    );
+    assert_eq!(source.check(fresh.as_str()), NonceCheck::Current);
+    assert_eq!(source.check(second.as_str()), NonceCheck::Unknown);
     assert_eq!(source.check(first.as_str()), NonceCheck::Unknown);
+    // Rotation goes on every interval from there.
+    clock.advance(ROTATION);
+    assert_eq!(source.check(fresh.as_str()), NonceCheck::Previous);
+    let next = source.issue();
+    assert_ne!(next, fresh);
+    clock.advance(ROTATION * 2);
+    assert_eq!(source.check(second.as_str()), NonceCheck::Unknown);
+    assert_eq!(source.check(next.as_str()), NonceCheck::Unknown);
+}
+
+#[test]
+fn a_forward_jump_then_a_step_back_does_not_freeze_rotation() {
+    let (clock, source) = source_at(Duration::minutes(10));
+    clock.step(Duration::days(365));
+    let during_jump = source.issue();
+    clock.step(-Duration::days(365));
+    // Back at the real time: the nonce handed out during the jump is not current for a year.
+    assert_eq!(source.check(during_jump.as_str()), NonceCheck::Unknown);
+    let now = source.issue();
+    clock.advance(ROTATION);
+    assert_eq!(source.check(now.as_str()), NonceCheck::Previous);
+    assert_ne!(source.issue(), now, "rotated after one interval");
+    clock.advance(ROTATION);
+    assert_eq!(source.check(now.as_str()), NonceCheck::Unknown);
 }
 
 #[test]

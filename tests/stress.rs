@@ -45,10 +45,11 @@ fn run_worker<C: Clock>(validator: &NonceValidator<InMemoryNonceSource<C>>, cloc
 #[test]
 fn concurrent_issue_and_validate_across_manual_rotations() {
     let clock = Arc::new(ManualClock::at_unix(Duration::days(19_000)));
-    let source = InMemoryNonceSource::with_parts(
-        Arc::clone(&clock),
-        Rotation::new(Duration::seconds(10)).unwrap(),
-    );
+    let source = InMemoryNonceSource::builder()
+        .rotation(Rotation::new(Duration::seconds(10)).unwrap().interval())
+        .clock(Arc::clone(&clock))
+        .build()
+        .unwrap();
     let validator = Arc::new(NonceValidator::new(source));
     let done = Arc::new(AtomicBool::new(false));
     let advances = Arc::new(AtomicU64::new(0));
@@ -86,10 +87,15 @@ fn concurrent_issue_and_validate_across_manual_rotations() {
 #[test]
 fn concurrent_issue_and_validate_on_the_system_clock_with_fast_rotation() {
     // A 200 µs rotation makes real rotations race with readers on the real clock.
-    let source = InMemoryNonceSource::with_parts(
-        SystemClock,
-        Rotation::new(Duration::microseconds(200)).unwrap(),
-    );
+    let source = InMemoryNonceSource::builder()
+        .rotation(
+            Rotation::new(Duration::microseconds(200))
+                .unwrap()
+                .interval(),
+        )
+        .clock(SystemClock)
+        .build()
+        .unwrap();
     let validator = Arc::new(NonceValidator::new(source));
     let workers: Vec<_> = (0..WORKERS)
         .map(|_| {

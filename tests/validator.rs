@@ -97,6 +97,9 @@ impl NonceSource for Echo {
     fn check(&self, _claim: &str) -> NonceCheck {
         NonceCheck::Unknown
     }
+    fn max_nonce_lifetime(&self) -> time::Duration {
+        time::Duration::minutes(10)
+    }
 }
 
 #[test]
@@ -134,6 +137,9 @@ impl NonceSource for Scripted {
             "previous" => NonceCheck::Previous,
             _ => NonceCheck::Unknown,
         }
+    }
+    fn max_nonce_lifetime(&self) -> time::Duration {
+        time::Duration::minutes(10)
     }
 }
 

@@ -94,7 +94,7 @@ pub fn router(config: Config) -> Result<Router, String> {
     let as_source = nonce_source()?;
     // A proof is accepted only while its nonce is, so the replay cache keeps each `jti` for the
     // longest time a nonce of this rotation lives.
-    let replay = InMemoryReplayCache::for_rotation(as_source.rotation());
+    let replay = InMemoryReplayCache::for_source(&as_source);
     let issuer = config.public_url.trim_end_matches('/').to_owned();
     let state = AppState {
         token_url: format!("{issuer}/token"),

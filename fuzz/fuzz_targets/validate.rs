@@ -303,7 +303,7 @@ mod extra {
         else {
             return;
         };
-        let skew = source.skew();
+        let skew = source.lead();
         let validator = NonceValidator::new(source).requirement(requirement);
         let first = validator.issue();
         clock.advance(

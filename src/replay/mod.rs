@@ -31,7 +31,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use dpop_nonce::replay::{InMemoryReplayCache, ReplayCache, ReplayCheck, ReplayKey};
-//! use dpop_nonce::{InMemoryNonceSource, ManualClock};
+//! use dpop_nonce::{InMemoryNonceSource, ManualClock, NonceSource};
 //!
 //! let clock = Arc::new(ManualClock::default());
 //! let source = InMemoryNonceSource::builder().clock(Arc::clone(&clock)).build()?;

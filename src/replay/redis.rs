@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use redis::{Client, Value};
 use time::Duration;
 
-use crate::source::redis::connection::{Backoff, CallError, Connector, ConnectorConfig, Wait};
-use crate::source::redis::Health;
-use crate::source::redis::keys;
 use crate::error::ConfigError;
-use crate::source::NonceSource;
 use crate::replay::{ReplayCache, ReplayCheck, ReplayError, ReplayKey};
+use crate::source::NonceSource;
+use crate::source::redis::Health;
+use crate::source::redis::connection::{Backoff, CallError, Connector, ConnectorConfig, Wait};
+use crate::source::redis::keys;
 
 /// Connections opened by default: enough for a few request threads to insert at once.
 const DEFAULT_CONNECTIONS: usize = 4;

@@ -6,8 +6,8 @@ use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::source::engine::{EMPTY, Packed, pack_nonce};
 use crate::nonce::Nonce;
+use crate::source::engine::{EMPTY, Packed, pack_nonce};
 
 /// Text mixed into every MAC input, so the values of this crate cannot be confused with MACs the
 /// same secret makes for any other purpose, and a future change of encoding gets a new label.

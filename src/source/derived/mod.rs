@@ -43,7 +43,9 @@ use std::fmt;
 
 use time::Duration;
 
-use super::engine::{CURRENT, Engine, Layout, NEXT, PREVIOUS, Policy, Slots, carry_local, is_empty};
+use super::engine::{
+    CURRENT, Engine, Layout, NEXT, PREVIOUS, Policy, Slots, carry_local, is_empty,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::nonce::Nonce;
 use crate::rotation::Rotation;

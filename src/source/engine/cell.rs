@@ -476,7 +476,7 @@ mod tests {
         let rotation = Rotation::new(Duration::seconds(10)).unwrap();
         let cell = WindowCell::<1>::new(rotation, Duration::ZERO, Slots::empty(10));
         let floors = std::cell::RefCell::new(Vec::new());
-        let mut go = |target: i64| {
+        let go = |target: i64| {
             cell.rotate_to(
                 || Some(target),
                 |_, target, floor| {

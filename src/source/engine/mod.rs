@@ -65,7 +65,10 @@ pub(crate) const NEXT: usize = 2;
 impl<const N: usize> Layout<N> {
     /// How many shared sets a cell of `N` slots holds.
     pub(crate) const SETS: usize = {
-        assert!(N >= 2 && (N - 2) % 3 == 0, "3 slots per shared set, then 2 local ones");
+        assert!(
+            N >= 2 && (N - 2) % 3 == 0,
+            "3 slots per shared set, then 2 local ones"
+        );
         (N - 2) / 3
     };
     /// This replica's own value for the window of the cell.

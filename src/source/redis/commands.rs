@@ -3,8 +3,8 @@
 
 use redis::{Connection, ErrorKind, RedisError, RedisResult, Value};
 
-use crate::source::engine::{Packed, pack_nonce};
 use crate::nonce::Nonce;
+use crate::source::engine::{Packed, pack_nonce};
 
 /// A TTL cap far beyond any rotation accepted, but safe from overflow inside Redis.
 pub(super) const MAX_TTL_MS: i64 = 1 << 50;

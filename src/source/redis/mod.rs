@@ -4,8 +4,9 @@
 //!   window is created once in Redis (`SET NX PX`) and read by every replica, then cached: in
 //!   steady state a check makes no Redis call. When Redis is down it hands out a local fallback
 //!   and never accepts what it cannot verify; see its docs for the exact outage behaviour.
-//! - [`RedisReplayCache`]: a [`ReplayCache`](crate::replay::ReplayCache) with one atomic
-//!   `SET NX PX` per proof; any Redis failure means "refuse the proof".
+//! - [`RedisReplayCache`](crate::replay::RedisReplayCache) (in [`replay`](crate::replay), with
+//!   the other replay caches): one atomic `SET NX PX` per proof; any Redis failure means "refuse
+//!   the proof".
 //! - [`Health`]: what the last Redis call gave, for health checks and metrics.
 //!
 //! Both use the synchronous API of the [`redis`](https://docs.rs/redis) crate (1.x) with a
@@ -19,11 +20,12 @@
 //!
 //! ```no_run
 //! use dpop_nonce::NonceValidator;
-//! use dpop_nonce::redis::{RedisNonceSource, RedisReplayCache};
+//! use dpop_nonce::redis::RedisNonceSource;
+//! use dpop_nonce::replay::RedisReplayCache;
 //!
 //! let client = redis::Client::open("redis://10.0.0.5:6379")?;
 //! let source = RedisNonceSource::builder(client.clone(), "as").build()?;
-//! let replay = RedisReplayCache::builder(client, source.max_nonce_lifetime()).build()?;
+//! let replay = RedisReplayCache::for_source(client, &source).build()?;
 //! let validator = NonceValidator::new(source);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -59,8 +59,7 @@ impl Shared {
             return Err(CallError::BackingOff);
         }
         let latest = cell.read();
-        let want_previous =
-            latest.window == window && is_empty(&latest.values[Self::PREVIOUS]);
+        let want_previous = latest.window == window && is_empty(&latest.values[Self::PREVIOUS]);
         let key = keys::nonce_key(&self.prefix, &self.label, window);
         let previous_key = want_previous
             .then(|| window.checked_sub(1))
@@ -104,7 +103,12 @@ impl Shared {
 
     /// The current window has no shared value: fetch it (bounded), or fall back to a local one.
     #[cold]
-    fn fill_current(&self, cell: &WindowCell<SLOTS>, slots: Slots<SLOTS>, now: Duration) -> Slots<SLOTS> {
+    fn fill_current(
+        &self,
+        cell: &WindowCell<SLOTS>,
+        slots: Slots<SLOTS>,
+        now: Duration,
+    ) -> Slots<SLOTS> {
         let window = slots.window;
         // A window below the floor (the clock stepped back) is never fetched: its value may
         // still be in Redis, and must not count again.
