@@ -293,6 +293,7 @@ impl<const N: usize> WindowCell<N> {
     }
 
     /// The oldest window whose shared values may be stored now.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn floor(&self) -> i64 {
         self.writer.lock().floor
     }
@@ -324,6 +325,7 @@ impl<const N: usize> WindowCell<N> {
     /// `change` is also given the floor: the oldest window whose *shared* values (values that
     /// other replicas or a function of the window number can produce again) may be stored. Values
     /// of older windows must stay out, so that a clock that stepped back never brings one back.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn update(
         &self,
         change: impl FnOnce(&Slots<N>, i64) -> Option<Slots<N>>,

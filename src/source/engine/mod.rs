@@ -47,7 +47,9 @@ use crate::rotation::Rotation;
 use crate::source::NonceCheck;
 
 pub(crate) use cell::{Slots, WindowCell};
-pub(crate) use packed::{EMPTY, Packed, fresh_packed, is_empty, pack, pack_nonce, unpack};
+#[cfg(any(feature = "derived", feature = "redis"))]
+pub(crate) use packed::{EMPTY, pack_nonce};
+pub(crate) use packed::{Packed, fresh_packed, is_empty, pack, unpack};
 
 /// Where each value sits in a cell of `N` slots: `3 * set + CURRENT / PREVIOUS / NEXT` for each
 /// shared set, then [`LOCAL_CURRENT`](Layout::LOCAL_CURRENT) and
@@ -66,7 +68,7 @@ impl<const N: usize> Layout<N> {
     /// How many shared sets a cell of `N` slots holds.
     pub(crate) const SETS: usize = {
         assert!(
-            N >= 2 && (N - 2) % 3 == 0,
+            N >= 2 && (N - 2).is_multiple_of(3),
             "3 slots per shared set, then 2 local ones"
         );
         (N - 2) / 3
@@ -182,6 +184,7 @@ impl<P: Policy<N>, C: Clock, const N: usize> Engine<P, C, N> {
 
 impl<P, C, const N: usize> Engine<P, C, N> {
     /// The policy.
+    #[cfg(any(feature = "derived", feature = "redis"))]
     pub(crate) fn policy(&self) -> &P {
         &self.policy
     }
@@ -192,6 +195,7 @@ impl<P, C, const N: usize> Engine<P, C, N> {
     }
 
     /// The cell.
+    #[cfg(feature = "redis")]
     pub(crate) fn cell(&self) -> &WindowCell<N> {
         &self.cell
     }
