@@ -33,6 +33,9 @@ impl NonceSource for Fixed {
     fn check(&self, _claim: &str) -> NonceCheck {
         NonceCheck::Unknown
     }
+    fn max_nonce_lifetime(&self) -> time::Duration {
+        time::Duration::minutes(10)
+    }
 }
 
 /// Common checks on any rendered answer; returns the headers by name.

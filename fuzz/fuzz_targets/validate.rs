@@ -18,7 +18,10 @@
 //!   nonce; the reason follows the grammar (`Malformed`) or not (`Mismatch`), or the claim's
 //!   absence (`Missing`);
 //! - rotation follows the model: a later window rotates and keeps the previous nonce only when
-//!   it is the next window; an earlier or the same window changes nothing.
+//!   it is the next window; the same window changes nothing; an earlier window (a clock that
+//!   stepped back) starts afresh, with no previous nonce;
+//! - a clock reading whose window number does not fit accepts nothing;
+//! - no nonce is accepted later than `max_nonce_lifetime()` after it was handed out.
 
 #![no_main]
 
@@ -47,14 +50,14 @@ const STEPS: [(i32, i64); 8] = [
     (1, 0),
     (2, 0),
     (-1, 0),
-    (1, 1),
-    (1_000, 0),
+    (-3, 0),
+    (1_000_000, 0),
 ];
 
 const STARTS: [Duration; 4] = [
     Duration::seconds(1_000),
     Duration::seconds(1_767_225_600),
-    Duration::seconds(-1_000_000_000),
+    Duration::nanoseconds(i64::MAX - 1),
     Duration::MAX,
 ];
 
@@ -62,12 +65,14 @@ fn nqchar(b: u8) -> bool {
     b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)
 }
 
-/// The window of `t`, computed independently of the crate, saturating at the bounds of `i64`.
-fn window(t: Duration, interval: Duration) -> i64 {
+/// The window of `t`, computed independently of the crate; `None` when it (or a window on either
+/// side of it, up to two away) does not fit in an `i64`.
+fn window(t: Duration, interval: Duration) -> Option<i64> {
     let w = t
         .whole_nanoseconds()
         .div_euclid(interval.whole_nanoseconds());
-    i64::try_from(w).unwrap_or(if w < 0 { i64::MIN } else { i64::MAX })
+    let w = i64::try_from(w).ok()?;
+    (w > i64::MIN + 1 && w < i64::MAX - 1).then_some(w)
 }
 
 fn edited(nonce: &Nonce, edits: &[u8]) -> String {
@@ -89,28 +94,51 @@ fn edited(nonce: &Nonce, edits: &[u8]) -> String {
 /// What the source holds, as the model sees it.
 struct Model {
     interval: Duration,
-    window: i64,
-    current: Nonce,
+    /// The window the source holds, once the model has seen one.
+    window: Option<i64>,
+    current: Option<Nonce>,
     previous: Option<Nonce>,
+    /// The clock's reading has no window: nothing is accepted.
+    dead: bool,
 }
 
 impl Model {
-    /// Moves the model to the clock's time, learning the new current nonce from `issue`.
-    fn observe<S: NonceSource>(&mut self, now: Duration, source: &S) {
-        let target = window(now, self.interval);
-        let issued = source.issue();
-        if target > self.window {
-            self.previous =
-                (self.window.checked_add(1) == Some(target)).then(|| self.current.clone());
-            assert!(issued != self.current, "a rotation makes a new nonce");
-            self.current = issued;
-            self.window = target;
-        } else {
-            assert!(
-                issued == self.current,
-                "no rotation within or before the stored window"
-            );
+    fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            window: None,
+            current: None,
+            previous: None,
+            dead: false,
         }
+    }
+
+    /// Moves the model to the clock's time, learning the new current nonce from `issue`, and
+    /// returns that nonce.
+    fn observe<S: NonceSource>(&mut self, now: Duration, source: &S) -> Nonce {
+        let issued = source.issue();
+        let Some(target) = window(now, self.interval) else {
+            // The source keeps what it held; the nonce handed out is never stored.
+            self.dead = true;
+            assert!(self.current.as_ref() != Some(&issued));
+            return issued;
+        };
+        self.dead = false;
+        match (self.window, self.current.take()) {
+            (Some(held), Some(current)) if held == target => {
+                assert!(issued == current, "no rotation within the stored window");
+                self.current = Some(current);
+                return issued;
+            }
+            (Some(held), Some(current)) => {
+                assert!(issued != current, "a rotation makes a new nonce");
+                self.previous = (held.checked_add(1) == Some(target)).then_some(current);
+            }
+            _ => self.previous = None,
+        }
+        self.window = Some(target);
+        self.current = Some(issued.clone());
+        issued
     }
 }
 
@@ -121,13 +149,36 @@ fn check_outcome<S: NonceSource>(
     requirement: Requirement,
 ) {
     let outcome = validator.validate(claim);
+    let (Some(current), false) = (model.current.as_ref(), model.dead) else {
+        assert_nothing_accepted(outcome, claim, requirement);
+        return;
+    };
     let previous = model.previous.as_ref();
-    assert_outcome(outcome, claim, requirement, &model.current, |claim| {
+    assert_outcome(outcome, claim, requirement, current, |claim| {
         (
-            model.current == claim,
+            *current == claim,
             previous.is_some_and(|p| *p == claim),
         )
     });
+}
+
+/// Checks an outcome of `validate` at a time that has no window: every claim is refused with a
+/// nonce other than the claim.
+fn assert_nothing_accepted(
+    outcome: Result<Accepted, UseDpopNonce>,
+    claim: Option<&str>,
+    requirement: Requirement,
+) {
+    match (claim, requirement, outcome) {
+        (None, Requirement::Optional, Ok(accepted)) => assert!(accepted.refresh().is_some()),
+        (None, Requirement::Required, Err(refused)) => {
+            assert_eq!(refused.reason(), RejectReason::Missing)
+        }
+        (Some(claim), _, Err(refused)) => assert!(refused.nonce().as_str() != claim),
+        (claim, requirement, outcome) => {
+            panic!("{claim:?} at a time with no window ({requirement:?}) gave {outcome:?}")
+        }
+    }
 }
 
 /// Checks an outcome of `validate` against what a model says: `current` is the nonce handed out
@@ -209,23 +260,31 @@ fuzz_target!(|data: &[u8]| {
         .build()
         .expect("every interval in ROTATIONS is valid");
     let validator = NonceValidator::new(source).requirement(requirement);
-    let first = validator.issue();
-    let mut model = Model {
-        interval,
-        window: window(clock.unix_time(), interval),
-        current: first.clone(),
-        previous: None,
-    };
+    let lifetime = validator.source().max_nonce_lifetime();
+    let mut model = Model::new(interval);
+    let first_at = clock.unix_time();
+    let first = model.observe(first_at, validator.source());
     clock.advance(
         interval
             .saturating_mul(units)
             .saturating_add(Duration::nanoseconds(nanos)),
     );
-    model.observe(clock.unix_time(), validator.source());
+    let current = model.observe(clock.unix_time(), validator.source());
+    // The lifetime bound: the first nonce is refused once it is older than the lifetime.
+    if clock
+        .unix_time()
+        .checked_sub(first_at)
+        .is_some_and(|age| age > lifetime)
+    {
+        assert!(
+            !validator.source().check(first.as_str()).is_accepted(),
+            "a nonce outlived max_nonce_lifetime()"
+        );
+    }
 
     let claim = match control & 3 {
         0 => Some(String::from_utf8_lossy(rest).into_owned()),
-        1 => Some(edited(&model.current, rest)),
+        1 => Some(edited(&current, rest)),
         2 => Some(edited(&first, rest)),
         _ => None,
     };
@@ -257,7 +316,7 @@ mod extra {
 /// The derived source, against its own model: the nonce of window `w` is a function of the
 /// secret and `w`, learned here from sources of the same secret whose clocks sit in `w - 1`,
 /// `w` and `w + 1`. It accepts `w` (current) and `w - 1` (previous), and `w + 1` as current during
-/// the last `skew` of `w`.
+/// the last `lead` of `w`; after a step back, no window below the floor counts (see `floor`).
 #[cfg(feature = "derived")]
 mod extra {
     use super::*;
@@ -303,7 +362,7 @@ mod extra {
         else {
             return;
         };
-        let skew = source.lead();
+        let lead = source.lead();
         let validator = NonceValidator::new(source).requirement(requirement);
         let first = validator.issue();
         clock.advance(
@@ -312,11 +371,15 @@ mod extra {
                 .saturating_add(Duration::nanoseconds(nanos)),
         );
         let now = clock.unix_time();
-        let w = i128::from(window(now, interval));
-        // Windows at the very ends of the range saturate; the model does not cover them.
-        if w <= i128::from(i64::MIN) + 1 || w >= i128::from(i64::MAX) - 1 {
+        // Times with no window accept nothing; the in-memory model covers that.
+        let (Some(w), Some(s)) = (window(now, interval), window(start, interval)) else {
             return;
-        }
+        };
+        // The floor: no shared value of a window more than one behind the latest window seen
+        // counts again, and after a longer step back none up to that window does.
+        let floor = if w < s - 1 { s + 1 } else { (s - 1).max(w - 1) };
+        let w = i128::from(w);
+        let floor = i128::from(floor);
         let (Some(current), Some(previous), Some(next)) = (
             nonce_of(interval, w),
             nonce_of(interval, w - 1),
@@ -324,12 +387,25 @@ mod extra {
         ) else {
             return;
         };
-        assert!(
-            validator.issue() == current,
-            "issues the current window's nonce"
-        );
+        let issued = validator.issue();
+        if w < floor {
+            // No shared value counts: a fresh local nonce is handed out and accepted alone.
+            assert!(issued != current && issued != previous && issued != next);
+            let claim = match control & 3 {
+                0 => Some(String::from_utf8_lossy(rest).into_owned()),
+                1 => Some(edited(&issued, rest)),
+                2 => Some(edited(&first, rest)),
+                _ => None,
+            };
+            let outcome = validator.validate(claim.as_deref());
+            assert_outcome(outcome, claim.as_deref(), requirement, &issued, |claim| {
+                (issued == claim, false)
+            });
+            return;
+        }
+        assert!(issued == current, "issues the current window's nonce");
         let next_start = (w + 1) * interval.whole_nanoseconds();
-        let near_end = now.whole_nanoseconds() >= next_start - skew.whole_nanoseconds();
+        let near_end = now.whole_nanoseconds() >= next_start - lead.whole_nanoseconds();
 
         let claim = match control & 3 {
             0 => Some(String::from_utf8_lossy(rest).into_owned()),
@@ -341,7 +417,7 @@ mod extra {
         assert_outcome(outcome, claim.as_deref(), requirement, &current, |claim| {
             (
                 current == claim || (near_end && next == claim),
-                previous == claim,
+                w - 1 >= floor && previous == claim,
             )
         });
     }
