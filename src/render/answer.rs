@@ -246,10 +246,10 @@ impl Answer {
     /// [`expose_to_browsers`](Answer::expose_to_browsers). Each header name appears once.
     pub fn to_parts(&self, role: &Role) -> ResponseParts {
         let code = self.kind.code(role);
-        let description = self
-            .description
-            .as_ref()
-            .map_or(self.kind.default_description(role), ErrorDescription::as_str);
+        let description = self.description.as_ref().map_or(
+            self.kind.default_description(role),
+            ErrorDescription::as_str,
+        );
         let mut headers = Vec::with_capacity(5);
         let body = match role {
             Role::AuthorizationServer => {

@@ -58,8 +58,8 @@ mod parts;
 mod refresh;
 mod role;
 
-pub(crate) use answer::ErrorCode;
 pub use answer::Answer;
+pub(crate) use answer::ErrorCode;
 pub use description::ErrorDescription;
 pub use parts::ResponseParts;
 pub use role::{Algs, Role};
