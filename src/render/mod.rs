@@ -59,6 +59,7 @@ mod refresh;
 mod role;
 
 pub use answer::Answer;
+#[cfg(feature = "client")]
 pub(crate) use answer::ErrorCode;
 pub use description::ErrorDescription;
 pub use parts::ResponseParts;
