@@ -36,7 +36,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 
 use crate::nonce::Nonce;
-use crate::render::header::{EXPOSED, NO_STORE as NO_STORE_TEXT};
+use crate::render::header::{self as names, NO_STORE as NO_STORE_TEXT};
 use crate::render::{Answer, Role};
 use crate::validator::Accepted;
 
@@ -54,6 +54,9 @@ pub use http::header::{
 
 /// `no-store`, for `Cache-Control` on responses that carry a nonce (RFC 9449 §8.2).
 const NO_STORE: HeaderValue = HeaderValue::from_static(NO_STORE_TEXT);
+
+/// The header names [`expose_dpop_headers`] makes readable to browser scripts.
+const EXPOSED: [&str; 2] = [names::DPOP_NONCE, names::WWW_AUTHENTICATE];
 
 /// A header value for `nonce`. Every NQCHAR is a visible ASCII byte, which `HeaderValue`
 /// accepts, so this returns `None` only if that invariant were broken.

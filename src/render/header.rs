@@ -29,6 +29,4 @@ pub(crate) const NO_STORE: &str = "no-store";
 /// `application/json`.
 pub(crate) const APPLICATION_JSON: &str = "application/json";
 /// The headers a browser script needs to read, as one `Access-Control-Expose-Headers` value.
-pub(crate) const EXPOSED: [&str; 2] = [DPOP_NONCE, WWW_AUTHENTICATE];
-/// [`EXPOSED`] as one header value.
 pub(crate) const EXPOSED_VALUE: &str = "DPoP-Nonce, WWW-Authenticate";
