@@ -14,19 +14,19 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use dpop_nonce::axum::NonceRejection;
-use dpop_nonce::response::Algs;
+use dpop_nonce::axum::Reply;
+use dpop_nonce::render::{Algs, Answer, Role};
 use dpop_nonce::{InMemoryNonceSource, NonceValidator};
 
 struct AppState {
     nonces: NonceValidator<InMemoryNonceSource>,
-    algs: Algs,
+    role: Role,
 }
 
 async fn resource(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-) -> Result<impl IntoResponse, NonceRejection> {
+) -> Result<impl IntoResponse, Reply> {
     // FAKE, for the example only: a real server verifies the DPoP proof (the `DPoP` header) with
     // its JOSE library and passes the proof's `nonce` claim here. This example skips all proof
     // checking and reads the claim from a plain header instead.
@@ -39,7 +39,7 @@ async fn resource(
     let accepted = state
         .nonces
         .validate(claim)
-        .map_err(|refused| refused.for_resource_server(&state.algs))?;
+        .map_err(|refused| Answer::from(refused).into_axum(state.role.clone()))?;
     Ok((accepted, "protected data\n"))
 }
 
@@ -47,7 +47,9 @@ async fn resource(
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let state = Arc::new(AppState {
         nonces: NonceValidator::new(InMemoryNonceSource::new()),
-        algs: Algs::new(["ES256", "EdDSA"])?,
+        role: Role::ResourceServer {
+            algs: Algs::new(["ES256", "EdDSA"])?,
+        },
     });
     let app = Router::new()
         .route("/resource", get(resource))

@@ -9,7 +9,8 @@
 
 use std::sync::Arc;
 
-use dpop_nonce::response::{Algs, DPOP_NONCE, ResponseParts};
+use dpop_nonce::render::header::DPOP_NONCE;
+use dpop_nonce::render::{Algs, Answer, ResponseParts, Role};
 use dpop_nonce::{Accepted, InMemoryNonceSource, ManualClock, NonceValidator, UseDpopNonce};
 use time::Duration;
 use time::macros::datetime;
@@ -27,7 +28,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // RFC 9449 §9: each server hands out, and accepts, only its own nonces.
     let token_endpoint = NonceValidator::new(source(&clock)?);
     let resource = NonceValidator::new(source(&clock)?);
-    let algs = Algs::new(["ES256", "EdDSA", "PS256"])?;
+    let api = Role::ResourceServer {
+        algs: Algs::new(["ES256", "EdDSA", "PS256"])?,
+    };
 
     println!("== Authorization server, token endpoint (rotation every {ROTATION}) ==\n");
 
@@ -36,8 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "1. The client sends its first proof, without a nonce claim",
     );
     let refused = token_endpoint.validate(None).unwrap_err();
-    let answer = refused.authorization_server();
-    show_refusal(&refused, &answer);
+    let answer = show_refusal(refused, &Role::AuthorizationServer);
     let mut client_nonce = learn(&answer);
 
     step(&clock, "2. It retries once, with the nonce from DPoP-Nonce");
@@ -61,13 +63,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     clock.advance(ROTATION * 2);
     step(&clock, "4. Two rotations later, that nonce has expired");
     let refused = token_endpoint.validate(Some(&client_nonce)).unwrap_err();
-    let answer = refused.authorization_server();
-    show_refusal(&refused, &answer);
     assert_ne!(
         refused.nonce().as_str(),
         client_nonce,
         "never the nonce it just sent"
     );
+    let answer = show_refusal(refused, &Role::AuthorizationServer);
     client_nonce = learn(&answer);
     let accepted = token_endpoint
         .validate(Some(&client_nonce))
@@ -82,8 +83,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "5. The client calls the API with the authorization server's nonce",
     );
     let refused = resource.validate(Some(&client_nonce)).unwrap_err();
-    let answer = refused.resource_server(&algs);
-    show_refusal(&refused, &answer);
+    let answer = show_refusal(refused, &api);
     let mut api_nonce = learn(&answer);
 
     step(
@@ -100,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "7. A proof without a nonce, after one was handed out, is a downgrade",
     );
     let refused = resource.validate(None).unwrap_err();
-    show_refusal(&refused, &refused.resource_server(&algs));
+    show_refusal(refused, &api);
 
     println!(
         "\nDone: every refusal carried exactly one fresh DPoP-Nonce, and every retry succeeded."
@@ -114,8 +114,10 @@ fn step(clock: &ManualClock, what: &str) {
     println!("[{hour:02}:{minute:02}:{second:02}] {what}");
 }
 
-fn show_refusal(refused: &UseDpopNonce, answer: &ResponseParts) {
+/// Prints the answer `role` gives to `refused`, and returns it.
+fn show_refusal(refused: UseDpopNonce, role: &Role) -> ResponseParts {
     println!("   -> use_dpop_nonce, reason: {}", refused.reason());
+    let answer = Answer::from(refused).to_parts(role);
     println!("   HTTP {}", answer.status);
     for (name, value) in &answer.headers {
         println!("   {name}: {value}");
@@ -124,6 +126,7 @@ fn show_refusal(refused: &UseDpopNonce, answer: &ResponseParts) {
         println!("\n   {}", answer.body);
     }
     println!();
+    answer
 }
 
 fn show_accepted(accepted: &Accepted, client_nonce: &mut String) {

@@ -1,36 +1,35 @@
 //! [axum](https://docs.rs/axum) integration, through `axum-core` only.
 //!
-//! - [`NonceRejection`] wraps a [`UseDpopNonce`] together with the role of the server answering
-//!   ([`ServerRole`]) and implements `IntoResponse`: 400 with a JSON body for an authorization
-//!   server, 401 with a `WWW-Authenticate: DPoP` challenge for a resource server. Make one with
-//!   [`UseDpopNonce::for_authorization_server`] or [`UseDpopNonce::for_resource_server`], so a
-//!   handler can use `?`.
+//! - [`Answer::into_axum`] pairs an [`Answer`] with the [`Role`] that gives it; the resulting
+//!   [`Reply`] implements `IntoResponse` with the bytes of [`Answer::to_parts`]. Return it as the
+//!   error of a handler, so the handler can use `?`.
 //! - [`Accepted`] implements `IntoResponseParts`: put it in the tuple a handler returns and the
 //!   refresh nonce, if any, goes out as the one `DPoP-Nonce` header with
 //!   `Cache-Control: no-store`.
 //!
 //! ```
 //! use axum_core::response::IntoResponse;
-//! use dpop_nonce::axum::NonceRejection;
-//! use dpop_nonce::response::Algs;
+//! use dpop_nonce::axum::Reply;
+//! use dpop_nonce::render::{Algs, Answer, Role};
 //! use dpop_nonce::{InMemoryNonceSource, NonceValidator};
 //!
 //! // `claim` is the proof's `nonce` claim, taken out by your JOSE verification.
 //! fn serve(
 //!     validator: &NonceValidator<InMemoryNonceSource>,
-//!     algs: &Algs,
+//!     role: &Role,
 //!     claim: Option<&str>,
-//! ) -> Result<impl IntoResponse, NonceRejection> {
+//! ) -> Result<impl IntoResponse, Reply> {
 //!     let accepted = validator
 //!         .validate(claim)
-//!         .map_err(|refused| refused.for_resource_server(algs))?;
+//!         .map_err(|refused| Answer::from(refused).into_axum(role.clone()))?;
 //!     Ok((accepted, "protected data"))
 //! }
 //!
 //! let validator = NonceValidator::new(InMemoryNonceSource::new());
-//! let algs = Algs::new(["ES256"])?;
-//! let response = serve(&validator, &algs, None).into_response();
+//! let role = Role::ResourceServer { algs: Algs::new(["ES256"])? };
+//! let response = serve(&validator, &role, None).into_response();
 //! assert_eq!(response.status(), 401);
+//! assert_eq!(response.headers().get_all("dpop-nonce").iter().count(), 1);
 //! # Ok::<(), dpop_nonce::RenderError>(())
 //! ```
 
@@ -40,150 +39,89 @@ use std::fmt;
 use axum_core::body::Body;
 use axum_core::response::{IntoResponse, IntoResponseParts, Response};
 
-use crate::http::{expose_dpop_headers, set_dpop_nonce};
-use crate::response::{Algs, ErrorDescription, ResponseParts};
-use crate::validator::{Accepted, UseDpopNonce};
+use crate::http::set_dpop_nonce;
+use crate::render::{Answer, Role};
+use crate::validator::Accepted;
 
-/// Which server answers, and so which form the `use_dpop_nonce` answer takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ServerRole {
-    /// An authorization server (token, PAR endpoints): 400 with a JSON error body (RFC 9449 §8).
-    AuthorizationServer,
-    /// A resource server: 401 with a `WWW-Authenticate: DPoP` challenge naming the accepted
-    /// algorithms (RFC 9449 §9, §7.1).
-    ResourceServer {
-        /// The JWS algorithms accepted in proofs, for the challenge's `algs` parameter.
-        algs: Algs,
-    },
-}
-
-/// A refused nonce, ready to be answered by an axum handler: implements `IntoResponse`.
-///
-/// The response carries exactly one `DPoP-Nonce` header and `Cache-Control: no-store`; see
-/// [`UseDpopNonce::authorization_server`] and [`UseDpopNonce::resource_server`] for the exact
-/// form.
+/// An [`Answer`] with the [`Role`] that gives it: implements `IntoResponse`. Make one with
+/// [`Answer::into_axum`].
 ///
 /// ```
 /// use axum_core::response::IntoResponse;
+/// use dpop_nonce::render::{Answer, Role};
 /// use dpop_nonce::{InMemoryNonceSource, NonceValidator};
 ///
-/// let validator = NonceValidator::new(InMemoryNonceSource::new());
-/// let rejection = validator.validate(None).unwrap_err().for_authorization_server();
-/// let response = rejection.into_response();
+/// let refused = NonceValidator::new(InMemoryNonceSource::new()).validate(None).unwrap_err();
+/// let reply = Answer::from(refused).into_axum(Role::AuthorizationServer);
+/// assert_eq!(reply.to_string(), "use_dpop_nonce (missing)");
+///
+/// let response = reply.into_response();
 /// assert_eq!(response.status(), 400);
-/// assert_eq!(response.headers().get_all("dpop-nonce").iter().count(), 1);
+/// assert_eq!(response.headers()["content-type"], "application/json");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
-pub struct NonceRejection {
-    refused: UseDpopNonce,
-    role: ServerRole,
-    description: Option<ErrorDescription>,
-    expose: bool,
+pub struct Reply {
+    answer: Answer,
+    role: Role,
 }
 
-impl NonceRejection {
-    /// The answer of `role` to `refused`, with the default error description.
-    pub fn new(refused: UseDpopNonce, role: ServerRole) -> Self {
-        Self {
-            refused,
-            role,
-            description: None,
-            expose: false,
-        }
+impl Reply {
+    /// The answer.
+    pub fn answer(&self) -> &Answer {
+        &self.answer
     }
 
-    /// Replaces the default `error_description`.
-    pub fn with_description(mut self, description: ErrorDescription) -> Self {
-        self.description = Some(description);
-        self
-    }
-
-    /// Also sends `Access-Control-Expose-Headers: DPoP-Nonce, WWW-Authenticate`, for browser
-    /// clients on another origin (RFC 9449 §8, §7.1). A CORS layer that sets the header on every
-    /// response does the same job.
-    pub fn expose_to_browsers(mut self) -> Self {
-        self.expose = true;
-        self
-    }
-
-    /// The refusal: reason and fresh nonce.
-    pub fn use_dpop_nonce(&self) -> &UseDpopNonce {
-        &self.refused
-    }
-
-    /// Takes the refusal out.
-    pub fn into_use_dpop_nonce(self) -> UseDpopNonce {
-        self.refused
-    }
-
-    /// The role that answers.
-    pub fn role(&self) -> &ServerRole {
+    /// The role that gives it.
+    pub fn role(&self) -> &Role {
         &self.role
     }
 
-    /// The answer as plain data, as [`IntoResponse`] will send it (without the CORS header).
-    pub fn to_parts(&self) -> ResponseParts {
-        match (&self.role, &self.description) {
-            (ServerRole::AuthorizationServer, None) => self.refused.authorization_server(),
-            (ServerRole::AuthorizationServer, Some(description)) => {
-                self.refused.authorization_server_with(description)
-            }
-            (ServerRole::ResourceServer { algs }, None) => self.refused.resource_server(algs),
-            (ServerRole::ResourceServer { algs }, Some(description)) => {
-                self.refused.resource_server_with(algs, description)
-            }
-        }
+    /// Takes the answer and the role out.
+    pub fn into_inner(self) -> (Answer, Role) {
+        (self.answer, self.role)
     }
 }
 
-impl IntoResponse for NonceRejection {
-    fn into_response(self) -> Response {
-        let mut response = self.to_parts().to_http_response::<Body>();
-        if self.expose {
-            expose_dpop_headers(response.headers_mut());
-        }
-        response
-    }
-}
-
-impl fmt::Display for NonceRejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.refused, f)
-    }
-}
-
-impl std::error::Error for NonceRejection {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.refused)
-    }
-}
-
-impl UseDpopNonce {
-    /// Answers as an authorization server (400, JSON body) when returned from an axum handler.
+impl Answer {
+    /// This answer as `role` gives it, ready to be returned from an axum handler.
     ///
     /// ```
-    /// use dpop_nonce::axum::NonceRejection;
+    /// use dpop_nonce::axum::Reply;
+    /// use dpop_nonce::render::{Answer, Role};
     /// use dpop_nonce::{InMemoryNonceSource, NonceValidator};
     ///
     /// fn token(validator: &NonceValidator<InMemoryNonceSource>, claim: Option<&str>)
-    ///     -> Result<&'static str, NonceRejection>
+    ///     -> Result<&'static str, Reply>
     /// {
-    ///     validator.validate(claim).map_err(|r| r.for_authorization_server())?;
+    ///     validator
+    ///         .validate(claim)
+    ///         .map_err(|refused| Answer::from(refused).into_axum(Role::AuthorizationServer))?;
     ///     Ok("{\"access_token\":\"...\"}")
     /// }
     /// # let validator = NonceValidator::new(InMemoryNonceSource::new());
     /// # assert!(token(&validator, None).is_err());
     /// ```
-    pub fn for_authorization_server(self) -> NonceRejection {
-        NonceRejection::new(self, ServerRole::AuthorizationServer)
+    pub fn into_axum(self, role: Role) -> Reply {
+        Reply { answer: self, role }
     }
+}
 
-    /// Answers as a resource server (401, `WWW-Authenticate: DPoP ..., algs="..."`) when returned
-    /// from an axum handler.
-    pub fn for_resource_server(self, algs: &Algs) -> NonceRejection {
-        NonceRejection::new(self, ServerRole::ResourceServer { algs: algs.clone() })
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        self.answer.to_http_response(&self.role).map(Body::from)
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.answer, f)
+    }
+}
+
+impl std::error::Error for Reply {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.answer)
     }
 }
 

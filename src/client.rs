@@ -60,7 +60,7 @@ pub use self::store::NonceStore;
 use crate::error::NonceError;
 use crate::http::DPOP_NONCE;
 use crate::nonce::{Nonce, is_nqchar};
-use crate::response::USE_DPOP_NONCE;
+const USE_DPOP_NONCE: &str = crate::render::ErrorCode::UseDpopNonce.as_str();
 
 /// Largest body read as a JSON error. A `use_dpop_nonce` body is a few hundred bytes; a larger
 /// one is not taken for such an answer.

@@ -140,14 +140,18 @@ pub enum ConfigError {
     },
 }
 
-/// A value given to the response renderer could break the HTTP answer (header injection,
-/// invalid JSON) and was refused.
+/// A value given to the renderer could break the HTTP answer (header injection, invalid JSON,
+/// an oversized challenge) and was refused.
 ///
 /// ```
-/// use dpop_nonce::response::{Algs, ErrorDescription};
+/// use dpop_nonce::RenderError;
+/// use dpop_nonce::render::{Algs, ErrorDescription};
 ///
-/// assert!(Algs::new(["ES256", "bad\"alg"]).is_err());
-/// assert!(ErrorDescription::new("line\nbreak").is_err());
+/// assert_eq!(Algs::new(["ES256", "bad\"alg"]), Err(RenderError::InvalidAlg { index: 1 }));
+/// assert_eq!(
+///     ErrorDescription::new("line\nbreak"),
+///     Err(RenderError::InvalidDescription { index: 4 })
+/// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -164,5 +168,17 @@ pub enum RenderError {
     InvalidDescription {
         /// Offset of the first offending byte.
         index: usize,
+    },
+    /// An error description is empty; RFC 6749 §5.2 asks for at least one character.
+    #[error("an error description must not be empty")]
+    EmptyDescription,
+    /// An error description is longer than
+    /// [`ErrorDescription::MAX_LEN`](crate::render::ErrorDescription::MAX_LEN).
+    #[error("an error description must be at most {max} bytes long, this one has {len}")]
+    DescriptionTooLong {
+        /// The length of the refused text, in bytes.
+        len: usize,
+        /// The largest length accepted.
+        max: usize,
     },
 }

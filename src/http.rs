@@ -1,32 +1,33 @@
 //! Conversions into the types of the [`http`](https://docs.rs/http) 1.x crate.
 //!
-//! - [`UseDpopNonce::authorization_server_response`] and
-//!   [`UseDpopNonce::resource_server_response`] turn a refusal into an `http::Response<String>`
-//!   (400 with a JSON body, or 401 with a `WWW-Authenticate: DPoP` challenge). Both are built from
-//!   the framework-free rendering in [`response`](crate::response), through
-//!   [`ResponseParts::to_http_response`].
-//! - [`Accepted::insert_refresh`] and [`Accepted::with_refresh`] add the refresh nonce of a
-//!   successful check to a [`HeaderMap`] or a [`Response`].
+//! - [`Answer::to_http_response`] renders any DPoP error answer for a [`Role`] as an
+//!   `http::Response<String>`, with the same bytes as [`Answer::to_parts`].
+//! - [`Accepted::insert_refresh`] adds the refresh nonce of a successful check to a
+//!   [`HeaderMap`] (use `response.headers_mut()` for a response).
 //! - [`set_dpop_nonce`] puts one nonce in a header map, [`expose_dpop_headers`] lets browser
 //!   clients read it.
+//! - [`DPOP_NONCE`] and [`DPOP`] are the DPoP header names as [`HeaderName`]s; the standard names
+//!   the answers use are re-exported from `http::header`. They are the names of
+//!   [`render::header`](crate::render::header), typed for `http`.
 //!
 //! Whatever the caller has already set, a map or response touched by these functions carries
 //! **exactly one** `DPoP-Nonce` header (RFC 9449 §8): the header is replaced, never appended.
 //!
 //! ```
-//! use dpop_nonce::http::DPOP_NONCE;
-//! use dpop_nonce::response::Algs;
+//! use dpop_nonce::http::{DPOP_NONCE, WWW_AUTHENTICATE};
+//! use dpop_nonce::render::{Algs, Answer, Role};
 //! use dpop_nonce::{InMemoryNonceSource, NonceValidator};
 //! use http::StatusCode;
-//! use http::header::WWW_AUTHENTICATE;
 //!
 //! let validator = NonceValidator::new(InMemoryNonceSource::new());
 //! let refused = validator.validate(None).unwrap_err();
+//! let nonce = refused.nonce().clone();
 //!
-//! let response = refused.resource_server_response(&Algs::new(["ES256"])?);
+//! let role = Role::ResourceServer { algs: Algs::new(["ES256"])? };
+//! let response = Answer::from(refused).to_http_response(&role);
 //! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 //! assert_eq!(response.headers().get_all(DPOP_NONCE).iter().count(), 1);
-//! assert_eq!(response.headers()[DPOP_NONCE], refused.nonce().as_str());
+//! assert_eq!(response.headers()[DPOP_NONCE], nonce.as_str());
 //! assert!(response.headers()[WWW_AUTHENTICATE].to_str()?.starts_with("DPoP error="));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -35,22 +36,27 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 
 use crate::nonce::Nonce;
-use crate::response::{self as render, Algs, ResponseParts};
-use crate::validator::{Accepted, UseDpopNonce};
+use crate::render::header::{self as names, NO_STORE as NO_STORE_TEXT};
+use crate::render::{Answer, Role};
+use crate::validator::Accepted;
 
-/// `DPoP-Nonce`: the server's nonce (RFC 9449 §8, §9).
+/// `DPoP-Nonce`: the server's nonce (RFC 9449 §8, §9). The name of
+/// [`render::header::DPOP_NONCE`](crate::render::header::DPOP_NONCE), as a `HeaderName`.
 pub const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
 
-/// `DPoP`: the request header that carries the proof (RFC 9449 §4.1).
+/// `DPoP`: the request header that carries the proof (RFC 9449 §4.1). The name of
+/// [`render::header::DPOP`](crate::render::header::DPOP), as a `HeaderName`.
 pub const DPOP: HeaderName = HeaderName::from_static("dpop");
 
-pub use http::header::{ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL, WWW_AUTHENTICATE};
+pub use http::header::{
+    ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
 
 /// `no-store`, for `Cache-Control` on responses that carry a nonce (RFC 9449 §8.2).
-const NO_STORE: HeaderValue = HeaderValue::from_static(render::NO_STORE);
+const NO_STORE: HeaderValue = HeaderValue::from_static(NO_STORE_TEXT);
 
 /// The header names [`expose_dpop_headers`] makes readable to browser scripts.
-const EXPOSED: [&str; 2] = [render::DPOP_NONCE, render::WWW_AUTHENTICATE];
+const EXPOSED: [&str; 2] = [names::DPOP_NONCE, names::WWW_AUTHENTICATE];
 
 /// A header value for `nonce`. Every NQCHAR is a visible ASCII byte, which `HeaderValue`
 /// accepts, so this returns `None` only if that invariant were broken.
@@ -150,87 +156,44 @@ pub fn expose_dpop_headers(headers: &mut HeaderMap) {
     }
 }
 
-impl ResponseParts {
-    /// Copies the headers into `headers`, each one replacing any value already set under its
-    /// name (so `DPoP-Nonce` stays a single header). Headers that `http` cannot represent are
-    /// skipped; the renderers of this crate never produce one.
-    pub fn write_headers(&self, headers: &mut HeaderMap) {
-        for (name, value) in &self.headers {
+impl Answer {
+    /// The answer as `role` gives it, as an `http::Response`: the status, headers and body of
+    /// [`to_parts`](Answer::to_parts). Use `response.map(Into::into)` for another body type.
+    ///
+    /// ```
+    /// use dpop_nonce::http::{CACHE_CONTROL, CONTENT_TYPE, DPOP_NONCE};
+    /// use dpop_nonce::render::{Answer, ErrorDescription, Role};
+    /// use dpop_nonce::{InMemoryNonceSource, NonceValidator};
+    ///
+    /// let refused = NonceValidator::new(InMemoryNonceSource::new()).validate(None).unwrap_err();
+    /// let nonce = refused.nonce().clone();
+    /// let answer = Answer::from(refused).with_description(ErrorDescription::new("Nonce needed")?);
+    ///
+    /// let response = answer.to_http_response(&Role::AuthorizationServer);
+    /// assert_eq!(response.status(), 400);
+    /// assert_eq!(response.headers()[DPOP_NONCE], nonce.as_str());
+    /// assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+    /// assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+    /// assert_eq!(response.body(), r#"{"error":"use_dpop_nonce","error_description":"Nonce needed"}"#);
+    /// # Ok::<(), dpop_nonce::RenderError>(())
+    /// ```
+    pub fn to_http_response(&self, role: &Role) -> Response<String> {
+        let parts = self.to_parts(role);
+        let mut response = Response::new(parts.body);
+        *response.status_mut() =
+            StatusCode::from_u16(parts.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        for (name, value) in parts.headers {
+            // Every name and value the renderer produces is valid; were one not, leaving it out
+            // beats a panic.
             if let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
+                HeaderValue::try_from(value),
             ) {
                 headers.insert(name, value);
             }
         }
-    }
-
-    /// Builds an `http::Response` with this status, these headers and this body, converted into
-    /// any body type that can be made from a `String` (`String`, `Vec<u8>`, `Bytes`, axum's
-    /// `Body`, …).
-    ///
-    /// ```
-    /// use dpop_nonce::{InMemoryNonceSource, NonceValidator};
-    /// use dpop_nonce::response::ErrorDescription;
-    ///
-    /// let refused = NonceValidator::new(InMemoryNonceSource::new()).validate(None).unwrap_err();
-    /// let parts = refused.authorization_server_with(&ErrorDescription::new("Nonce needed")?);
-    /// let response: http::Response<Vec<u8>> = parts.to_http_response();
-    /// assert_eq!(response.status(), 400);
-    /// # Ok::<(), dpop_nonce::RenderError>(())
-    /// ```
-    pub fn to_http_response<B: From<String>>(&self) -> Response<B> {
-        build(self, B::from(self.body.clone()))
-    }
-}
-
-impl From<ResponseParts> for Response<String> {
-    fn from(mut parts: ResponseParts) -> Self {
-        let body = std::mem::take(&mut parts.body);
-        build(&parts, body)
-    }
-}
-
-/// A response with the status and headers of `parts`, and `body`.
-fn build<B>(parts: &ResponseParts, body: B) -> Response<B> {
-    let mut response = Response::new(body);
-    *response.status_mut() =
-        StatusCode::from_u16(parts.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    parts.write_headers(response.headers_mut());
-    response
-}
-
-impl UseDpopNonce {
-    /// The authorization server's answer (RFC 9449 §8, Figure 20) as an `http::Response`: 400,
-    /// `{"error":"use_dpop_nonce","error_description":"..."}`, one `DPoP-Nonce`,
-    /// `Content-Type: application/json`, `Cache-Control: no-store`.
-    ///
-    /// For a description of your own, convert
-    /// [`authorization_server_with`](UseDpopNonce::authorization_server_with):
-    /// `http::Response::from(refused.authorization_server_with(&description))`.
-    ///
-    /// ```
-    /// use dpop_nonce::http::DPOP_NONCE;
-    /// use dpop_nonce::{InMemoryNonceSource, NonceValidator};
-    ///
-    /// let refused = NonceValidator::new(InMemoryNonceSource::new()).validate(None).unwrap_err();
-    /// let response = refused.authorization_server_response();
-    /// assert_eq!(response.status(), 400);
-    /// assert_eq!(response.headers()[DPOP_NONCE], refused.nonce().as_str());
-    /// assert!(response.body().contains(r#""error":"use_dpop_nonce""#));
-    /// ```
-    pub fn authorization_server_response(&self) -> Response<String> {
-        self.authorization_server().into()
-    }
-
-    /// The resource server's answer (RFC 9449 §9, Figure 24) as an `http::Response`: 401, one
-    /// `WWW-Authenticate: DPoP error="use_dpop_nonce", ...` challenge naming `algs` (left out
-    /// when empty), one `DPoP-Nonce`, `Cache-Control: no-store`, empty body.
-    ///
-    /// For a description of your own, convert
-    /// [`resource_server_with`](UseDpopNonce::resource_server_with).
-    pub fn resource_server_response(&self, algs: &Algs) -> Response<String> {
-        self.resource_server(algs).into()
+        response
     }
 }
 
@@ -246,9 +209,9 @@ impl Accepted {
     /// let par = NonceValidator::new(InMemoryNonceSource::new()).requirement(Requirement::Optional);
     /// let accepted = par.validate(None).unwrap();
     ///
-    /// let mut headers = http::HeaderMap::new();
-    /// assert!(accepted.insert_refresh(&mut headers));
-    /// assert_eq!(headers[DPOP_NONCE], accepted.refresh().unwrap().as_str());
+    /// let mut response = http::Response::new("{}");
+    /// assert!(accepted.insert_refresh(response.headers_mut()));
+    /// assert_eq!(response.headers()[DPOP_NONCE], accepted.refresh().unwrap().as_str());
     /// ```
     pub fn insert_refresh(&self, headers: &mut HeaderMap) -> bool {
         match self.refresh() {
@@ -258,12 +221,5 @@ impl Accepted {
             }
             None => false,
         }
-    }
-
-    /// `response` with the refresh nonce added, as [`insert_refresh`](Accepted::insert_refresh)
-    /// does.
-    pub fn with_refresh<B>(&self, mut response: Response<B>) -> Response<B> {
-        self.insert_refresh(response.headers_mut());
-        response
     }
 }

@@ -9,23 +9,24 @@
 //! # The flow
 //!
 //! ```
+//! use dpop_nonce::render::header::DPOP_NONCE;
+//! use dpop_nonce::render::{Answer, Role};
 //! use dpop_nonce::{InMemoryNonceSource, NonceValidator};
-//! use dpop_nonce::response::{Algs, DPOP_NONCE};
 //!
 //! // One source per server: the authorization server and the resource server keep their own.
 //! let token_endpoint = NonceValidator::new(InMemoryNonceSource::new());
 //!
 //! // A proof arrives without a nonce: answer 400 use_dpop_nonce with a fresh nonce.
 //! let refused = token_endpoint.validate(None).unwrap_err();
-//! let answer = refused.authorization_server();
+//! let answer = Answer::from(refused).to_parts(&Role::AuthorizationServer);
 //! assert_eq!(answer.status, 400);
 //! let nonce = answer.header(DPOP_NONCE).unwrap().to_owned();
 //!
 //! // The client retries with it and is served.
 //! let accepted = token_endpoint.validate(Some(&nonce)).unwrap();
-//! if let Some(refresh) = accepted.refresh() {
-//!     // Send `DPoP-Nonce: {refresh}` on the 2xx as well.
-//!     let _ = refresh;
+//! // `DPoP-Nonce` and `Cache-Control: no-store` when there is a newer nonce (RFC 9449 §8.2).
+//! for (name, value) in accepted.refresh_headers() {
+//!     let _ = (name, value);
 //! }
 //! ```
 //!
@@ -42,7 +43,8 @@
 //! - [`Rotation`]: windows aligned on the UNIX epoch.
 //! - [`NonceSource`]: where nonces come from; [`InMemoryNonceSource`] for one process.
 //! - [`NonceValidator`]: the check and its outcomes, [`Accepted`] and [`UseDpopNonce`].
-//! - [`response`]: rendering the answers as plain data.
+//! - [`render`]: every DPoP error answer ([`render::Answer`]) as a [`render::Role`] gives it,
+//!   as plain data; the `http` and `axum` features adapt the same rendering.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -52,7 +54,7 @@ mod clock;
 mod ct;
 mod error;
 mod nonce;
-pub mod response;
+pub mod render;
 mod rotation;
 mod source;
 mod validator;

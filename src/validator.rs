@@ -88,8 +88,9 @@ impl Accepted {
 ///
 /// The fresh nonce is never equal to the refused claim, so a client that retries once with it
 /// succeeds, and clients that stop when handed back their own nonce keep going. Render the
-/// answer with [`UseDpopNonce::authorization_server`] (400, JSON body) or
-/// [`UseDpopNonce::resource_server`] (401, `WWW-Authenticate`), or map it by hand.
+/// answer through [`Answer::from`](crate::render::Answer) for a
+/// [`Role`](crate::render::Role): 400 with a JSON body at an authorization server, 401 with
+/// `WWW-Authenticate` at a resource server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 pub struct UseDpopNonce {

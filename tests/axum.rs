@@ -1,4 +1,4 @@
-//! The `axum` feature: `IntoResponse` for the rejection and `IntoResponseParts` for the refresh,
+//! The `axum` feature: `IntoResponse` for an answer and its role, `IntoResponseParts` for the refresh,
 //! driven through a real `Router` with `tower::ServiceExt::oneshot` (no network).
 
 use std::sync::Arc;
@@ -9,9 +9,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use dpop_nonce::axum::{NonceRejection, ServerRole};
-use dpop_nonce::response::{Algs, ErrorDescription};
-use dpop_nonce::{InMemoryNonceSource, RejectReason, UseDpopNonce};
+use dpop_nonce::axum::Reply;
+use dpop_nonce::render::{Algs, Answer, ErrorDescription, Role};
+use dpop_nonce::{InMemoryNonceSource, RejectReason};
 use dpop_nonce::{ManualClock, Nonce, NonceCheck, NonceSource, NonceValidator};
 use time::Duration;
 use tower::ServiceExt as _;
@@ -22,7 +22,7 @@ const CLAIM: &str = "x-test-nonce-claim";
 struct App {
     token: NonceValidator<InMemoryNonceSource<Arc<ManualClock>>>,
     resource: NonceValidator<InMemoryNonceSource<Arc<ManualClock>>>,
-    algs: Algs,
+    role: Role,
     clock: Arc<ManualClock>,
 }
 
@@ -33,22 +33,23 @@ fn claim(headers: &HeaderMap) -> Option<&str> {
 async fn token(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-) -> Result<impl IntoResponse, NonceRejection> {
+) -> Result<impl IntoResponse, Reply> {
     let accepted = app
         .token
         .validate(claim(&headers))
-        .map_err(UseDpopNonce::for_authorization_server)?;
+        .map_err(|refused| Answer::from(refused).into_axum(Role::AuthorizationServer))?;
     Ok((accepted, r#"{"access_token":"t","token_type":"DPoP"}"#))
 }
 
 async fn resource(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-) -> Result<impl IntoResponse, NonceRejection> {
-    let accepted = app
-        .resource
-        .validate(claim(&headers))
-        .map_err(|refused| refused.for_resource_server(&app.algs).expose_to_browsers())?;
+) -> Result<impl IntoResponse, Reply> {
+    let accepted = app.resource.validate(claim(&headers)).map_err(|refused| {
+        Answer::from(refused)
+            .expose_to_browsers()
+            .into_axum(app.role.clone())
+    })?;
     Ok((accepted, "protected"))
 }
 
@@ -65,7 +66,9 @@ fn app() -> (Router, Arc<App>) {
     let state = Arc::new(App {
         token: NonceValidator::new(source(&clock)),
         resource: NonceValidator::new(source(&clock)),
-        algs: Algs::new(["ES256", "EdDSA"]).expect("valid names"),
+        role: Role::ResourceServer {
+            algs: Algs::new(["ES256", "EdDSA"]).expect("valid names"),
+        },
         clock,
     });
     let router = Router::new()
@@ -195,21 +198,23 @@ async fn refresh_replaces_a_dpop_nonce_set_by_the_handler() {
 }
 
 #[test]
-fn rejection_accessors_and_custom_description() {
+fn reply_accessors_and_custom_description() {
     let refused = NonceValidator::new(InMemoryNonceSource::new())
         .validate(None)
         .expect_err("refused");
+    assert_eq!(refused.reason(), RejectReason::Missing);
     let nonce = refused.nonce().clone();
-    let rejection = NonceRejection::new(refused, ServerRole::AuthorizationServer)
-        .with_description(ErrorDescription::new("Send a nonce").expect("valid"));
-    assert_eq!(rejection.role(), &ServerRole::AuthorizationServer);
-    assert_eq!(rejection.use_dpop_nonce().reason(), RejectReason::Missing);
-    assert_eq!(rejection.to_string(), "use_dpop_nonce (missing)");
+    let reply = Answer::from(refused)
+        .with_description(ErrorDescription::new("Send a nonce").expect("valid"))
+        .into_axum(Role::AuthorizationServer);
+    assert_eq!(reply.role(), &Role::AuthorizationServer);
+    assert_eq!(reply.answer().nonce(), Some(&nonce));
+    assert_eq!(reply.to_string(), "use_dpop_nonce (missing): Send a nonce");
     assert_eq!(
-        rejection.to_parts().body,
+        reply.answer().to_parts(reply.role()).body,
         r#"{"error":"use_dpop_nonce","error_description":"Send a nonce"}"#
     );
-    let response = rejection.clone().into_response();
+    let response = reply.clone().into_response();
     assert_eq!(response.headers()["dpop-nonce"], nonce.as_str());
     assert!(
         response
@@ -217,5 +222,34 @@ fn rejection_accessors_and_custom_description() {
             .get("access-control-expose-headers")
             .is_none()
     );
-    assert_eq!(rejection.into_use_dpop_nonce().into_nonce(), nonce);
+    let (answer, role) = reply.into_inner();
+    assert_eq!(role, Role::AuthorizationServer);
+    assert_eq!(answer.nonce(), Some(&nonce));
+}
+
+/// Every answer, not only `use_dpop_nonce`, goes out through the same `IntoResponse`.
+#[tokio::test]
+async fn every_answer_renders_through_into_response() {
+    let role = Role::ResourceServer {
+        algs: Algs::new(["ES256"]).expect("valid"),
+    };
+    let bare = Answer::no_credentials()
+        .into_axum(role.clone())
+        .into_response();
+    assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(bare.headers()["www-authenticate"], r#"DPoP algs="ES256""#);
+    assert!(bare.headers().get("dpop-nonce").is_none());
+
+    let fresh = Nonce::parse("fresh-1").expect("valid");
+    let proof = Answer::invalid_dpop_proof()
+        .with_nonce(fresh.clone())
+        .into_axum(Role::AuthorizationServer)
+        .into_response();
+    assert_eq!(proof.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(one_nonce(&proof), fresh.as_str());
+    assert_eq!(proof.headers()["cache-control"], "no-store");
+    assert_eq!(
+        body(proof).await,
+        r#"{"error":"invalid_dpop_proof","error_description":"Invalid DPoP proof"}"#
+    );
 }

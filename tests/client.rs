@@ -7,7 +7,7 @@ use dpop_nonce::client::{
     NonceAdvice, NonceHeaderError, NonceStore, Origin, OriginError, check_response,
     check_response_parts, parse_challenges, read_dpop_nonce,
 };
-use dpop_nonce::response::Algs;
+use dpop_nonce::render::{Algs, Answer, Role};
 use dpop_nonce::{InMemoryNonceSource, Nonce, NonceError, NonceValidator};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use proptest::prelude::*;
@@ -273,7 +273,7 @@ fn answers_rendered_by_this_crate_are_recognised() {
         .expect_err("unknown nonce");
     let fresh = refused.nonce().as_str();
 
-    let as_answer = refused.authorization_server_response();
+    let as_answer = Answer::from(refused.clone()).to_http_response(&Role::AuthorizationServer);
     let body = as_answer.body().clone().into_bytes();
     let as_answer = as_answer.map(|_| body);
     assert!(retries_with(
@@ -281,7 +281,9 @@ fn answers_rendered_by_this_crate_are_recognised() {
         fresh
     ));
 
-    let rs_answer = refused.resource_server_response(&Algs::new(["ES256"]).expect("valid"));
+    let rs_answer = Answer::from(refused.clone()).to_http_response(&Role::ResourceServer {
+        algs: Algs::new(["ES256"]).expect("valid"),
+    });
     assert!(retries_with(
         &check_response(&rs_answer, Some("stale")),
         fresh

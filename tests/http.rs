@@ -1,15 +1,14 @@
 //! The `http` feature: answers as `http` types, one `DPoP-Nonce`, the CORS helper.
 
 use dpop_nonce::http::{
-    ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL, DPOP, DPOP_NONCE, WWW_AUTHENTICATE,
+    ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL, CONTENT_TYPE, DPOP, DPOP_NONCE, WWW_AUTHENTICATE,
     expose_dpop_headers, set_dpop_nonce,
 };
-use dpop_nonce::response::{Algs, ErrorDescription};
+use dpop_nonce::render::{self, Algs, Answer, ErrorDescription, Role};
 use dpop_nonce::{
     Accepted, InMemoryNonceSource, Nonce, NonceCheck, NonceSource, NonceValidator, Requirement,
     UseDpopNonce,
 };
-use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 /// The nonce of RFC 9449 Figures 20 and 24.
@@ -56,6 +55,12 @@ fn values<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Vec<&'a [u8]> 
         .collect()
 }
 
+fn resource_server(algs: &[&str]) -> Role {
+    Role::ResourceServer {
+        algs: Algs::new(algs).expect("valid names"),
+    }
+}
+
 #[test]
 fn header_name_constants() {
     assert_eq!(DPOP_NONCE.as_str(), "dpop-nonce");
@@ -64,9 +69,30 @@ fn header_name_constants() {
     assert_eq!(WWW_AUTHENTICATE, "www-authenticate");
 }
 
+/// The `HeaderName`s of this module and the `&str` names of `render::header` name the same
+/// headers: there is one spelling per name.
+#[test]
+fn header_names_agree_with_the_core_names() {
+    let pairs = [
+        (&DPOP_NONCE, render::header::DPOP_NONCE),
+        (&DPOP, render::header::DPOP),
+        (&WWW_AUTHENTICATE, render::header::WWW_AUTHENTICATE),
+        (&CACHE_CONTROL, render::header::CACHE_CONTROL),
+        (&CONTENT_TYPE, render::header::CONTENT_TYPE),
+        (
+            &ACCESS_CONTROL_EXPOSE_HEADERS,
+            render::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        ),
+    ];
+    for (typed, text) in pairs {
+        assert_eq!(*typed, text);
+        assert_eq!(typed.as_str(), text.to_ascii_lowercase());
+    }
+}
+
 #[test]
 fn figure_20_authorization_server_answer() {
-    let response = refused().authorization_server_response();
+    let response = Answer::from(refused()).to_http_response(&Role::AuthorizationServer);
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         values(response.headers(), &DPOP_NONCE),
@@ -82,7 +108,7 @@ fn figure_20_authorization_server_answer() {
 
 #[test]
 fn figure_24_resource_server_answer() {
-    let response = refused().resource_server_response(&Algs::none());
+    let response = Answer::from(refused()).to_http_response(&resource_server(&[]));
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         values(response.headers(), &WWW_AUTHENTICATE),
@@ -99,8 +125,7 @@ fn figure_24_resource_server_answer() {
 
 #[test]
 fn resource_server_answer_names_algs() {
-    let algs = Algs::new(["ES256", "PS256"]).expect("valid names");
-    let response = refused().resource_server_response(&algs);
+    let response = Answer::from(refused()).to_http_response(&resource_server(&["ES256", "PS256"]));
     let challenge = response.headers()[WWW_AUTHENTICATE]
         .to_str()
         .expect("ASCII");
@@ -111,30 +136,78 @@ fn resource_server_answer_names_algs() {
 }
 
 #[test]
-fn custom_description_converts_through_from() {
+fn tv5_bare_challenge_and_invalid_token_as_http() {
+    let role = resource_server(&["ES256", "PS256"]);
+    let bare = Answer::no_credentials().to_http_response(&role);
+    assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        values(bare.headers(), &WWW_AUTHENTICATE),
+        [br#"DPoP algs="ES256 PS256""#.as_slice()]
+    );
+    assert!(bare.headers().get(DPOP_NONCE).is_none());
+
+    let binding = Answer::invalid_token()
+        .with_description(ErrorDescription::new("Invalid DPoP key binding").expect("valid"))
+        .to_http_response(&resource_server(&["ES256"]));
+    assert_eq!(
+        values(binding.headers(), &WWW_AUTHENTICATE),
+        [br#"DPoP error="invalid_token", error_description="Invalid DPoP key binding", algs="ES256""#
+            .as_slice()]
+    );
+}
+
+#[test]
+fn http_response_matches_the_plain_parts() {
+    let nonce = Nonce::parse("n-1").expect("valid");
+    let answers = [
+        Answer::from(refused()),
+        Answer::invalid_dpop_proof().with_nonce(nonce.clone()),
+        Answer::invalid_token().expose_to_browsers(),
+        Answer::no_credentials().with_nonce(nonce),
+    ];
+    for answer in &answers {
+        for role in [Role::AuthorizationServer, resource_server(&["ES256"])] {
+            let parts = answer.to_parts(&role);
+            let response = answer.to_http_response(&role);
+            assert_eq!(response.status().as_u16(), parts.status);
+            assert_eq!(response.body(), &parts.body);
+            assert_eq!(response.headers().len(), parts.headers.len(), "{answer}");
+            for (name, value) in &parts.headers {
+                let sent: Vec<&[u8]> = response
+                    .headers()
+                    .get_all(*name)
+                    .iter()
+                    .map(HeaderValue::as_bytes)
+                    .collect();
+                assert_eq!(sent, [value.as_bytes()], "{name} of {answer}");
+            }
+        }
+    }
+}
+
+#[test]
+fn custom_description_and_cors_header() {
     let description = ErrorDescription::new("Nonce needed").expect("valid text");
-    let response = Response::from(refused().authorization_server_with(&description));
+    let response = Answer::from(refused())
+        .with_description(description)
+        .expose_to_browsers()
+        .to_http_response(&Role::AuthorizationServer);
     assert_eq!(response.status(), 400);
     assert_eq!(
         response.body(),
         r#"{"error":"use_dpop_nonce","error_description":"Nonce needed"}"#
     );
-}
-
-#[test]
-fn generic_body_builder_matches_string_response() {
-    let parts = refused().authorization_server();
-    let bytes: Response<Vec<u8>> = parts.to_http_response();
-    let text: Response<String> = parts.clone().into();
-    assert_eq!(bytes.status(), text.status());
-    assert_eq!(bytes.headers(), text.headers());
-    assert_eq!(bytes.body(), text.body().as_bytes());
+    assert_eq!(
+        values(response.headers(), &ACCESS_CONTROL_EXPOSE_HEADERS),
+        [b"DPoP-Nonce, WWW-Authenticate".as_slice()]
+    );
 }
 
 #[test]
 fn figure_23_refresh_on_success() {
     let accepted = refreshing();
-    let response = accepted.with_refresh(Response::new("{}"));
+    let mut response = Response::new("{}");
+    assert!(accepted.insert_refresh(response.headers_mut()));
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         values(response.headers(), &DPOP_NONCE),
@@ -154,20 +227,11 @@ fn exactly_one_dpop_nonce_replaces_two_existing() {
         .append("DPoP-Nonce", HeaderValue::from_static("stale-2"));
     assert_eq!(response.headers().get_all(DPOP_NONCE).iter().count(), 2);
 
-    let response = refreshing().with_refresh(response);
+    assert!(refreshing().insert_refresh(response.headers_mut()));
     assert_eq!(
         values(response.headers(), &DPOP_NONCE),
         [FIGURE_23_NONCE.as_bytes()]
     );
-}
-
-#[test]
-fn exactly_one_dpop_nonce_when_writing_a_refusal_onto_existing_headers() {
-    let mut headers = HeaderMap::new();
-    headers.append(DPOP_NONCE, HeaderValue::from_static("stale-1"));
-    headers.append(DPOP_NONCE, HeaderValue::from_static("stale-2"));
-    refused().authorization_server().write_headers(&mut headers);
-    assert_eq!(values(&headers, &DPOP_NONCE), [FIGURE_NONCE.as_bytes()]);
 }
 
 #[test]

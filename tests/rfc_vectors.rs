@@ -1,12 +1,18 @@
 //! RFC 9449 figures and the NQCHAR grammar, checked byte for byte.
 
-use dpop_nonce::response::{
-    Algs, CACHE_CONTROL, CONTENT_TYPE, DPOP_NONCE, ErrorDescription, WWW_AUTHENTICATE,
+use dpop_nonce::render::header::{CACHE_CONTROL, CONTENT_TYPE, DPOP_NONCE, WWW_AUTHENTICATE};
+use dpop_nonce::render::{Algs, Answer, ErrorDescription, ResponseParts, Role};
+use dpop_nonce::{
+    Accepted, Nonce, NonceCheck, NonceError, NonceSource, NonceValidator, RejectReason,
 };
-use dpop_nonce::{Nonce, NonceCheck, NonceError, NonceSource, NonceValidator, RejectReason};
+
+/// The nonce of RFC 9449 Figures 20 and 24.
+const FIGURE_NONCE: &str = "eyJ7S_zG.eyJH0-Z.HX4w-7v";
+/// The nonce of RFC 9449 Figure 23.
+const FIGURE_23_NONCE: &str = "eyJ7S_zG.eyJbYu3.xQmBj-1";
 
 /// A source that hands out one fixed nonce: lets the tests feed the RFC's values through the
-/// real validator and renderer.
+/// real validator and renderer. It takes `"previous"` for its previous nonce.
 struct Fixed(Nonce);
 
 impl NonceSource for Fixed {
@@ -17,6 +23,8 @@ impl NonceSource for Fixed {
     fn check(&self, claim: &str) -> NonceCheck {
         if self.0 == claim {
             NonceCheck::Current
+        } else if claim == "previous" {
+            NonceCheck::Previous
         } else {
             NonceCheck::Unknown
         }
@@ -31,33 +39,53 @@ fn refusal_with(nonce: &str) -> dpop_nonce::UseDpopNonce {
     validator.validate(None).unwrap_err()
 }
 
+fn count(parts: &ResponseParts, name: &str) -> usize {
+    parts
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .count()
+}
+
+/// TV1: RFC 9449 Figure 20, the authorization server's `use_dpop_nonce`.
 #[test]
 fn figure_20_authorization_server_answer() {
-    let refused = refusal_with("eyJ7S_zG.eyJH0-Z.HX4w-7v");
+    let refused = refusal_with(FIGURE_NONCE);
     assert_eq!(refused.reason(), RejectReason::Missing);
-    let answer = refused.authorization_server();
+    let answer = Answer::from(refused).to_parts(&Role::AuthorizationServer);
     assert_eq!(answer.status, 400);
-    assert_eq!(answer.header(DPOP_NONCE), Some("eyJ7S_zG.eyJH0-Z.HX4w-7v"));
+    assert_eq!(answer.header(DPOP_NONCE), Some(FIGURE_NONCE));
     assert_eq!(answer.header(CONTENT_TYPE), Some("application/json"));
     assert_eq!(answer.header(CACHE_CONTROL), Some("no-store"));
     assert_eq!(
         answer.body,
         r#"{"error":"use_dpop_nonce","error_description":"Authorization server requires nonce in DPoP proof"}"#
     );
-    assert_eq!(
-        answer
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(DPOP_NONCE))
-            .count(),
-        1
-    );
+    assert_eq!(count(&answer, DPOP_NONCE), 1);
 }
 
+/// TV3: RFC 9449 Figure 23, a success response that moves the client to a newer nonce.
+#[test]
+fn figure_23_refresh_on_success() {
+    let validator = NonceValidator::new(Fixed(Nonce::parse(FIGURE_23_NONCE).unwrap()));
+    let accepted: Accepted = validator.validate(Some("previous")).unwrap();
+    assert_eq!(
+        accepted.refresh_headers(),
+        [
+            (DPOP_NONCE, FIGURE_23_NONCE.to_owned()),
+            (CACHE_CONTROL, "no-store".to_owned())
+        ]
+    );
+    let current = validator.validate(Some(FIGURE_23_NONCE)).unwrap();
+    assert!(current.refresh_headers().is_empty());
+}
+
+/// TV4: RFC 9449 Figure 24, the resource server's `use_dpop_nonce`.
 #[test]
 fn figure_24_resource_server_answer() {
-    let refused = refusal_with("eyJ7S_zG.eyJH0-Z.HX4w-7v");
-    let answer = refused.resource_server(&Algs::none());
+    let refused = refusal_with(FIGURE_NONCE);
+    let role = Role::ResourceServer { algs: Algs::none() };
+    let answer = Answer::from(refused).to_parts(&role);
     assert_eq!(answer.status, 401);
     assert_eq!(
         answer.header(WWW_AUTHENTICATE),
@@ -65,23 +93,60 @@ fn figure_24_resource_server_answer() {
             r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof""#
         )
     );
-    assert_eq!(answer.header(DPOP_NONCE), Some("eyJ7S_zG.eyJH0-Z.HX4w-7v"));
+    assert_eq!(answer.header(DPOP_NONCE), Some(FIGURE_NONCE));
+    assert_eq!(answer.header(CACHE_CONTROL), Some("no-store"));
+    assert_eq!(count(&answer, DPOP_NONCE), 1);
     assert!(answer.body.is_empty());
 }
 
 #[test]
 fn resource_server_challenge_carries_algs_last() {
-    let refused = refusal_with("eyJ7S_zG.eyJH0-Z.HX4w-7v");
-    let description =
-        ErrorDescription::new("Resource server requires nonce in DPoP proof").unwrap();
-    let answer =
-        refused.resource_server_with(&Algs::new(["ES256", "PS256"]).unwrap(), &description);
+    let role = Role::ResourceServer {
+        algs: Algs::new(["ES256", "PS256"]).unwrap(),
+    };
+    let answer = Answer::from(refusal_with(FIGURE_NONCE)).to_parts(&role);
     assert_eq!(
         answer.header(WWW_AUTHENTICATE),
         Some(
             r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof", algs="ES256 PS256""#
         )
     );
+}
+
+/// TV5: the bare challenge of RFC 9449 §7.1, sent when the request carried no credentials.
+#[test]
+fn tv5_bare_challenge_names_the_algorithms_only() {
+    let role = Role::ResourceServer {
+        algs: Algs::new(["ES256", "PS256"]).unwrap(),
+    };
+    let answer = Answer::no_credentials().to_parts(&role);
+    assert_eq!(answer.status, 401);
+    assert_eq!(
+        answer.header(WWW_AUTHENTICATE),
+        Some(r#"DPoP algs="ES256 PS256""#)
+    );
+    assert_eq!(answer.header(DPOP_NONCE), None);
+    assert_eq!(answer.header(CACHE_CONTROL), Some("no-store"));
+    assert!(answer.body.is_empty());
+}
+
+/// TV5: the `invalid_token` challenge of RFC 9449 §7.1 for a key binding that does not hold.
+#[test]
+fn tv5_invalid_token_challenge() {
+    let role = Role::ResourceServer {
+        algs: Algs::new(["ES256"]).unwrap(),
+    };
+    let answer = Answer::invalid_token()
+        .with_description(ErrorDescription::new("Invalid DPoP key binding").unwrap())
+        .to_parts(&role);
+    assert_eq!(answer.status, 401);
+    assert_eq!(
+        answer.header(WWW_AUTHENTICATE),
+        Some(
+            r#"DPoP error="invalid_token", error_description="Invalid DPoP key binding", algs="ES256""#
+        )
+    );
+    assert_eq!(answer.header(DPOP_NONCE), None);
 }
 
 #[test]
@@ -99,7 +164,7 @@ fn algs_and_descriptions_that_could_inject_are_refused() {
             "{bad:?} must be refused"
         );
     }
-    for bad in ["a\"b", "a\\b", "line\nbreak", "tab\t", "é", "\u{7f}"] {
+    for bad in ["a\"b", "a\\b", "line\nbreak", "tab\t", "é", "\u{7f}", ""] {
         assert!(
             ErrorDescription::new(bad).is_err(),
             "{bad:?} must be refused"
@@ -109,17 +174,40 @@ fn algs_and_descriptions_that_could_inject_are_refused() {
 }
 
 #[test]
-fn default_descriptions_are_valid_for_every_reason() {
-    for reason in [
-        RejectReason::Missing,
-        RejectReason::Mismatch,
-        RejectReason::Malformed,
-    ] {
-        for text in [
-            ErrorDescription::authorization_server(reason),
-            ErrorDescription::resource_server(reason),
-        ] {
-            assert!(ErrorDescription::new(text.as_str().to_owned()).is_ok());
+fn default_descriptions_are_valid_for_every_reason_and_role() {
+    let roles = [
+        Role::AuthorizationServer,
+        Role::ResourceServer { algs: Algs::none() },
+    ];
+    let validator = NonceValidator::new(Fixed(Nonce::parse(FIGURE_NONCE).unwrap()));
+    let refusals = [
+        (validator.validate(None), RejectReason::Missing),
+        (validator.validate(Some("n-0")), RejectReason::Mismatch),
+        (validator.validate(Some("a b")), RejectReason::Malformed),
+    ];
+    for (refused, reason) in refusals {
+        let refused = refused.unwrap_err();
+        assert_eq!(refused.reason(), reason);
+        for role in &roles {
+            let parts = Answer::from(refused.clone()).to_parts(role);
+            let text = match role {
+                Role::AuthorizationServer => parts
+                    .body
+                    .split(r#""error_description":""#)
+                    .nth(1)
+                    .and_then(|rest| rest.strip_suffix(r#""}"#))
+                    .unwrap()
+                    .to_owned(),
+                _ => parts
+                    .header(WWW_AUTHENTICATE)
+                    .unwrap()
+                    .split(r#"error_description=""#)
+                    .nth(1)
+                    .and_then(|rest| rest.strip_suffix('"'))
+                    .unwrap()
+                    .to_owned(),
+            };
+            assert!(ErrorDescription::new(text.clone()).is_ok(), "{text:?}");
         }
     }
 }

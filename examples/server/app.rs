@@ -20,10 +20,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use dpop_nonce::axum::NonceRejection;
+use dpop_nonce::axum::Reply;
 use dpop_nonce::http::expose_dpop_headers;
+use dpop_nonce::render::{Algs, Answer, ErrorDescription, Role};
 use dpop_nonce::replay::{InMemoryReplayCache, ReplayCache, ReplayCheck, ReplayKey};
-use dpop_nonce::response::Algs;
 use dpop_nonce::{InMemoryNonceSource, NonceValidator};
 use rand::TryRngCore as _;
 use rand::rngs::OsRng;
@@ -68,7 +68,8 @@ struct AppState {
     /// Access tokens by the base64url SHA-256 of the token, which is also the `ath` a proof
     /// must carry for it: only hashes of tokens are kept.
     tokens: Mutex<HashMap<String, Grant>>,
-    algs: Algs,
+    /// The resource server, naming the accepted algorithms in its challenges.
+    resource_server: Role,
 }
 
 /// What an access token stands for.
@@ -104,7 +105,7 @@ pub fn router(config: Config) -> Result<Router, String> {
         rs_nonces: NonceValidator::new(nonce_source()?),
         replay,
         tokens: Mutex::new(HashMap::new()),
-        algs: Algs::new(SUPPORTED_ALGS).map_err(|err| err.to_string())?,
+        resource_server: resource_server()?,
     };
     Ok(Router::new()
         .route("/.well-known/oauth-authorization-server", get(metadata))
@@ -164,10 +165,11 @@ fn issue_token(
     }
 
     // RFC 9449 §4.3: the proof, then its nonce (§8), then its `jti` (§11.1).
-    let as_error = |ProofError(why)| Refusal::Request {
-        status: StatusCode::BAD_REQUEST,
-        error: "invalid_dpop_proof",
-        description: why,
+    let as_error = |ProofError(why)| {
+        Refusal::dpop(
+            described(Answer::invalid_dpop_proof(), why),
+            Role::AuthorizationServer,
+        )
     };
     let proof = single_proof(headers)
         .and_then(|proof| {
@@ -184,7 +186,7 @@ fn issue_token(
     let accepted = state
         .as_nonces
         .validate(proof.nonce.as_deref())
-        .map_err(|refused| Refusal::Nonce(Box::new(refused.for_authorization_server())))?;
+        .map_err(|refused| Refusal::dpop(refused.into(), Role::AuthorizationServer))?;
     check_replay(state, &proof).map_err(as_error)?;
 
     let access_token = random_token().ok_or(Refusal::Unavailable)?;
@@ -212,8 +214,8 @@ async fn resource(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
 
 fn serve_resource(state: &AppState, headers: &HeaderMap) -> Result<Response, Refusal> {
     let access_token = dpop_access_token(headers).map_err(|why| match why {
-        None => Refusal::challenge(None, "DPoP access token required"),
-        Some(why) => Refusal::challenge(Some("invalid_token"), why),
+        None => Refusal::challenge(Challenge::NoCredentials, "DPoP access token required"),
+        Some(why) => Refusal::challenge(Challenge::InvalidToken, why),
     })?;
     let proof = single_proof(headers)
         .and_then(|proof| {
@@ -226,7 +228,7 @@ fn serve_resource(state: &AppState, headers: &HeaderMap) -> Result<Response, Ref
                 },
             )
         })
-        .map_err(|ProofError(why)| Refusal::challenge(Some("invalid_dpop_proof"), why))?;
+        .map_err(|ProofError(why)| Refusal::challenge(Challenge::InvalidDpopProof, why))?;
 
     // The token and its key binding come before the nonce: a proof made with the wrong key
     // cannot be fixed by a retry with a fresh nonce, so it must not be told to try one.
@@ -237,11 +239,11 @@ fn serve_resource(state: &AppState, headers: &HeaderMap) -> Result<Response, Ref
             .get(&token_hash)
             .filter(|grant| grant.expires_at > now())
             .ok_or_else(|| {
-                Refusal::challenge(Some("invalid_token"), "Unknown or expired access token")
+                Refusal::challenge(Challenge::InvalidToken, "Unknown or expired access token")
             })?;
         if grant.jkt != proof.jkt {
             return Err(Refusal::challenge(
-                Some("invalid_token"),
+                Challenge::InvalidToken,
                 "Invalid DPoP key binding",
             ));
         }
@@ -249,16 +251,16 @@ fn serve_resource(state: &AppState, headers: &HeaderMap) -> Result<Response, Ref
     };
     if proof.ath.as_deref() != Some(token_hash.as_str()) {
         return Err(Refusal::challenge(
-            Some("invalid_token"),
+            Challenge::InvalidToken,
             "DPoP proof ath does not match the access token",
         ));
     }
     let accepted = state
         .rs_nonces
         .validate(proof.nonce.as_deref())
-        .map_err(|refused| Refusal::Nonce(Box::new(refused.for_resource_server(&state.algs))))?;
+        .map_err(|refused| Refusal::dpop(refused.into(), state.resource_server.clone()))?;
     check_replay(state, &proof)
-        .map_err(|ProofError(why)| Refusal::challenge(Some("invalid_dpop_proof"), why))?;
+        .map_err(|ProofError(why)| Refusal::challenge(Challenge::InvalidDpopProof, why))?;
 
     let body = Json(json!({
         "message": "Hello from the resource server",
@@ -442,10 +444,25 @@ fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// Every way a request is refused. Each renders as a JSON error body (RFC 6749 §5.2), never
-/// cached.
+/// The resource server's role: its challenges name [`SUPPORTED_ALGS`].
+fn resource_server() -> Result<Role, String> {
+    let algs = Algs::new(SUPPORTED_ALGS).map_err(|err| err.to_string())?;
+    Ok(Role::ResourceServer { algs })
+}
+
+/// `answer` with one of the server's own messages as its `error_description`, repaired rather
+/// than dropped should one ever hold a character that cannot be sent.
+fn described(answer: Answer, text: &str) -> Answer {
+    match ErrorDescription::lossy(text) {
+        Some(description) => answer.with_description(description),
+        None => answer,
+    }
+}
+
+/// Every way a request is refused. Each renders with `Cache-Control: no-store`.
 enum Refusal {
-    /// An error of the token endpoint (or any endpoint) with its status.
+    /// An error of the token endpoint (or any endpoint) with its status: a JSON body
+    /// (RFC 6749 §5.2).
     Request {
         status: StatusCode,
         error: &'static str,
@@ -453,17 +470,48 @@ enum Refusal {
     },
     /// 401 `invalid_client`, with a `Basic` challenge when the client tried `Basic`.
     Client { tried_basic: bool },
-    /// A resource-server refusal: 401 with a `DPoP` challenge (RFC 9449 §7.1). `error` is left
-    /// out of the challenge when the request carried no credentials at all (RFC 6750 §3.1).
+    /// A DPoP answer rendered by `dpop_nonce` for the server that gives it: 400 with a JSON body
+    /// from the authorization server, 401 with a `DPoP` challenge from the resource server, one
+    /// `DPoP-Nonce` when there is a nonce.
+    Dpop(Box<Reply>),
+    /// A resource-server refusal: the `DPoP` challenge of [`Refusal::Dpop`] (RFC 9449 §7.1),
+    /// with the error repeated in a JSON body for clients that read bodies.
     Challenge {
-        error: Option<&'static str>,
+        challenge: Challenge,
         description: &'static str,
     },
-    /// `use_dpop_nonce`, rendered by `dpop_nonce`: 400 with a JSON body from the authorization
-    /// server, 401 with a `DPoP` challenge from the resource server, one `DPoP-Nonce` either way.
-    Nonce(Box<NonceRejection>),
     /// The server cannot take more work right now.
     Unavailable,
+}
+
+/// What a resource server's challenge says.
+#[derive(Clone, Copy)]
+enum Challenge {
+    /// No `Authorization` at all: the bare challenge, without error information
+    /// (RFC 6750 §3.1). The JSON body still says `invalid_token`.
+    NoCredentials,
+    /// The token is malformed, unknown, expired, or bound to another key.
+    InvalidToken,
+    /// The proof is missing, invalid or replayed.
+    InvalidDpopProof,
+}
+
+impl Challenge {
+    fn answer(self) -> Answer {
+        match self {
+            Self::NoCredentials => Answer::no_credentials(),
+            Self::InvalidToken => Answer::invalid_token(),
+            Self::InvalidDpopProof => Answer::invalid_dpop_proof(),
+        }
+    }
+
+    /// The `error` of the JSON body.
+    fn error(self) -> &'static str {
+        match self {
+            Self::NoCredentials | Self::InvalidToken => "invalid_token",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+        }
+    }
 }
 
 impl Refusal {
@@ -475,15 +523,35 @@ impl Refusal {
         }
     }
 
-    fn challenge(error: Option<&'static str>, description: &'static str) -> Self {
-        Self::Challenge { error, description }
+    fn dpop(answer: Answer, role: Role) -> Self {
+        Self::Dpop(Box::new(answer.into_axum(role)))
+    }
+
+    fn challenge(challenge: Challenge, description: &'static str) -> Self {
+        Self::Challenge {
+            challenge,
+            description,
+        }
     }
 }
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let (status, error, description, challenge) = match self {
-            Self::Nonce(rejection) => return rejection.into_response(),
+            Self::Dpop(reply) => return reply.into_response(),
+            Self::Challenge {
+                challenge,
+                description,
+            } => {
+                let role = resource_server().unwrap_or(Role::ResourceServer { algs: Algs::none() });
+                let answer = described(challenge.answer(), description);
+                let (parts, _) = answer.into_axum(role).into_response().into_parts();
+                let body = Json(json!({
+                    "error": challenge.error(),
+                    "error_description": description,
+                }));
+                return (parts, body).into_response();
+            }
             Self::Request {
                 status,
                 error,
@@ -493,24 +561,8 @@ impl IntoResponse for Refusal {
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
                 "Client authentication failed",
-                tried_basic.then(|| r#"Basic realm="token""#.to_owned()),
+                tried_basic.then_some(r#"Basic realm="token""#),
             ),
-            Self::Challenge { error, description } => {
-                let algs = SUPPORTED_ALGS.join(" ");
-                let challenge = match error {
-                    Some(error) => format!(
-                        r#"DPoP error="{error}", error_description="{description}", algs="{algs}""#
-                    ),
-                    None => format!(r#"DPoP algs="{algs}""#),
-                };
-                let error = error.unwrap_or("invalid_token");
-                (
-                    StatusCode::UNAUTHORIZED,
-                    error,
-                    description,
-                    Some(challenge),
-                )
-            }
             Self::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
@@ -519,8 +571,10 @@ impl IntoResponse for Refusal {
             ),
         };
         let mut response = error_json(status, error, description);
-        if let Some(value) = challenge.and_then(|value| HeaderValue::from_str(&value).ok()) {
-            response.headers_mut().insert(WWW_AUTHENTICATE, value);
+        if let Some(value) = challenge {
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static(value));
         }
         response
     }

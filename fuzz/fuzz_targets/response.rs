@@ -1,21 +1,21 @@
-//! Rendering the `use_dpop_nonce` answers with arbitrary nonces, `algs` and descriptions.
+//! Rendering every DPoP answer with arbitrary nonces, `algs` and descriptions.
 //!
 //! Input layout: byte 0 picks the refusal (missing, mismatched or malformed claim); the rest is
 //! split on `0xff` into the nonce the source hands out, the error description, and the `algs`
 //! names (each converted to UTF-8 lossily).
 //!
-//! Invariants: `Algs` and `ErrorDescription` accept exactly their grammars; every rendered header
-//! name and value is a valid `http` header name and value; exactly one `DPoP-Nonce`, equal to the
-//! refusal's nonce; the authorization server's body is JSON with exactly the error code and the
-//! description; the resource server's challenge carries exactly the error code, the description
-//! and (when not empty) the `algs`.
+//! Invariants: `Algs` and `ErrorDescription::new` accept exactly their grammars, and
+//! `ErrorDescription::lossy` always yields text `new` accepts; every rendered header name and
+//! value is a valid `http` header name and value; exactly one `DPoP-Nonce` when the answer has a
+//! nonce, equal to it, none otherwise; `Cache-Control: no-store`; the authorization server's body
+//! is JSON with exactly the error code and the description; the resource server's challenge
+//! carries exactly the error code, the description and (when not empty) the `algs`, or only the
+//! `algs` for a request without credentials.
 
 #![no_main]
 
-use dpop_nonce::response::{
-    Algs, CACHE_CONTROL, CONTENT_TYPE, DPOP_NONCE, ErrorDescription, ResponseParts,
-    WWW_AUTHENTICATE,
-};
+use dpop_nonce::render::header::{CACHE_CONTROL, CONTENT_TYPE, DPOP_NONCE, WWW_AUTHENTICATE};
+use dpop_nonce::render::{Algs, Answer, ErrorDescription, ResponseParts, Role};
 use dpop_nonce::{Nonce, NonceCheck, NonceSource, NonceValidator, RejectReason};
 use libfuzzer_sys::fuzz_target;
 
@@ -38,8 +38,8 @@ impl NonceSource for Fixed {
     }
 }
 
-/// Common checks on any rendered answer; returns the headers by name.
-fn check_parts(parts: &ResponseParts, status: u16, nonce: &Nonce) {
+/// Common checks on any rendered answer.
+fn check_parts(parts: &ResponseParts, status: u16, nonce: Option<&Nonce>) {
     assert_eq!(parts.status, status);
     assert!(http::StatusCode::from_u16(parts.status).is_ok());
     for (name, value) in &parts.headers {
@@ -55,11 +55,16 @@ fn check_parts(parts: &ResponseParts, status: u16, nonce: &Nonce) {
             "header {name} appears once"
         );
     }
-    assert_eq!(parts.header(DPOP_NONCE), Some(nonce.as_str()));
+    assert_eq!(parts.header(DPOP_NONCE), nonce.map(Nonce::as_str));
     assert_eq!(parts.header(CACHE_CONTROL), Some("no-store"));
 }
 
-fn check_authorization_server(parts: &ResponseParts, nonce: &Nonce, description: &str) {
+fn check_authorization_server(
+    parts: &ResponseParts,
+    nonce: Option<&Nonce>,
+    code: &str,
+    description: &str,
+) {
     check_parts(parts, 400, nonce);
     assert_eq!(parts.header(CONTENT_TYPE), Some("application/json"));
     let body: serde_json::Value = serde_json::from_str(&parts.body).expect("the body is JSON");
@@ -67,7 +72,7 @@ fn check_authorization_server(parts: &ResponseParts, nonce: &Nonce, description:
     assert_eq!(object.len(), 2);
     assert_eq!(
         object.get("error").and_then(|v| v.as_str()),
-        Some("use_dpop_nonce")
+        Some(code)
     );
     assert_eq!(
         object.get("error_description").and_then(|v| v.as_str()),
@@ -97,18 +102,38 @@ fn challenge_params(value: &str) -> Vec<(&str, &str)> {
     }
 }
 
-fn check_resource_server(parts: &ResponseParts, nonce: &Nonce, description: &str, algs: &str) {
+/// `error` is `None` for the bare challenge.
+fn check_resource_server(
+    parts: &ResponseParts,
+    nonce: Option<&Nonce>,
+    error: Option<(&str, &str)>,
+    algs: &str,
+) {
     check_parts(parts, 401, nonce);
     assert!(parts.body.is_empty());
     let challenge = parts.header(WWW_AUTHENTICATE).expect("a challenge");
-    let mut expected = vec![
-        ("error", "use_dpop_nonce"),
-        ("error_description", description),
-    ];
+    let mut expected = Vec::new();
+    if let Some((code, description)) = error {
+        expected.push(("error", code));
+        expected.push(("error_description", description));
+    }
     if !algs.is_empty() {
         expected.push(("algs", algs));
     }
-    assert_eq!(challenge_params(challenge), expected);
+    if expected.is_empty() {
+        assert_eq!(challenge, "DPoP");
+    } else {
+        assert_eq!(challenge_params(challenge), expected);
+    }
+}
+
+/// The `error_description` of an authorization server's JSON body.
+fn json_description(parts: &ResponseParts) -> String {
+    let body: serde_json::Value = serde_json::from_str(&parts.body).expect("the body is JSON");
+    body["error_description"]
+        .as_str()
+        .expect("a description")
+        .to_owned()
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -153,7 +178,9 @@ fuzz_target!(|data: &[u8]| {
         }
     };
 
-    let description_valid = description.bytes().all(|b| b == b' ' || nqchar(b));
+    let description_valid = !description.is_empty()
+        && description.len() <= ErrorDescription::MAX_LEN
+        && description.bytes().all(|b| b == b' ' || nqchar(b));
     let custom = match ErrorDescription::new(description.clone()) {
         Ok(custom) => {
             assert!(
@@ -171,27 +198,84 @@ fuzz_target!(|data: &[u8]| {
             None
         }
     };
+    let lossy = ErrorDescription::lossy(&description);
+    match &lossy {
+        Some(repaired) => {
+            assert!(ErrorDescription::new(repaired.as_str().to_owned()).is_ok());
+            if description_valid {
+                assert_eq!(repaired.as_str(), description);
+            }
+        }
+        None => assert!(description.is_empty()),
+    }
 
-    let default_as = ErrorDescription::authorization_server(reason);
-    check_authorization_server(&refused.authorization_server(), &nonce, default_as.as_str());
-    let default_rs = ErrorDescription::resource_server(reason);
+    let as_role = Role::AuthorizationServer;
+    let rs_role = Role::ResourceServer { algs: algs.clone() };
+    let algs = algs.as_str();
+
+    // use_dpop_nonce with the default description, then with the caller's.
+    let answer = Answer::from(refused);
+    let parts = answer.to_parts(&as_role);
+    let default_as = json_description(&parts);
+    assert!(ErrorDescription::new(default_as.clone()).is_ok());
+    check_authorization_server(&parts, Some(&nonce), "use_dpop_nonce", &default_as);
+    let parts = answer.to_parts(&rs_role);
+    let default_rs = challenge_params(parts.header(WWW_AUTHENTICATE).expect("a challenge"))
+        .into_iter()
+        .find(|(key, _)| *key == "error_description")
+        .map(|(_, value)| value.to_owned())
+        .expect("a description");
+    assert!(ErrorDescription::new(default_rs.clone()).is_ok());
     check_resource_server(
-        &refused.resource_server(&algs),
-        &nonce,
-        default_rs.as_str(),
-        algs.as_str(),
+        &parts,
+        Some(&nonce),
+        Some(("use_dpop_nonce", &default_rs)),
+        algs,
     );
-    if let Some(custom) = custom {
+
+    for described in [custom, lossy].into_iter().flatten() {
+        let text = described.as_str().to_owned();
+        let answer = answer.clone().with_description(described.clone());
         check_authorization_server(
-            &refused.authorization_server_with(&custom),
-            &nonce,
-            &description,
+            &answer.to_parts(&as_role),
+            Some(&nonce),
+            "use_dpop_nonce",
+            &text,
         );
         check_resource_server(
-            &refused.resource_server_with(&algs, &custom),
-            &nonce,
-            &description,
-            algs.as_str(),
+            &answer.to_parts(&rs_role),
+            Some(&nonce),
+            Some(("use_dpop_nonce", &text)),
+            algs,
         );
+
+        // The other answers, without and with a nonce.
+        for with_nonce in [None, Some(&nonce)] {
+            let add = |answer: Answer| match with_nonce {
+                Some(nonce) => answer.with_nonce(nonce.clone()),
+                None => answer,
+            };
+            for (answer, code) in [
+                (Answer::invalid_dpop_proof(), "invalid_dpop_proof"),
+                (Answer::invalid_token(), "invalid_token"),
+            ] {
+                let answer = add(answer.with_description(described.clone()));
+                check_authorization_server(&answer.to_parts(&as_role), with_nonce, code, &text);
+                check_resource_server(
+                    &answer.to_parts(&rs_role),
+                    with_nonce,
+                    Some((code, &text)),
+                    algs,
+                );
+            }
+            let bare = add(Answer::no_credentials().with_description(described.clone()));
+            check_authorization_server(
+                &bare.to_parts(&as_role),
+                with_nonce,
+                "invalid_dpop_proof",
+                &text,
+            );
+            check_resource_server(&bare.to_parts(&rs_role), with_nonce, None, algs);
+        }
     }
 });
