@@ -43,6 +43,7 @@
 //! - [`NonceSource`]: where nonces come from; [`InMemoryNonceSource`] for one process.
 //! - [`NonceValidator`]: the check and its outcomes, [`Accepted`] and [`UseDpopNonce`].
 //! - [`response`]: rendering the answers as plain data.
+//! - `proof` (feature `proof`): whole DPoP proof verification, nonce and replay checks included.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -79,6 +80,9 @@ pub mod derived;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
+#[cfg(feature = "proof")]
+#[cfg_attr(docsrs, doc(cfg(feature = "proof")))]
+pub mod proof;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
