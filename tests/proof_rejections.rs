@@ -1,0 +1,1 @@
+mod proof_support;
