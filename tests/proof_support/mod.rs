@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use dpop_nonce::proof::{Backend, ProofRequest, Reason, Rejection, VerifiedProof, Verifier};
+use dpop_nonce::proof::{
+    Algorithm, Algorithms, Backend, ProofRequest, Reason, Rejection, VerifiedProof, Verifier,
+};
 use dpop_nonce::replay::{InMemoryReplayCache, ReplayCache, ReplayCheck, ReplayError, ReplayKey};
 use dpop_nonce::{InMemoryNonceSource, ManualClock, Nonce, NonceValidator, Requirement};
 use rsa::pkcs8::DecodePrivateKey as _;
@@ -232,6 +234,10 @@ impl Fixture {
     }
 
     pub fn with(backend: Backend, requirement: Requirement) -> Self {
+        Self::build(backend, requirement, Algorithms::new(Algorithm::ALL))
+    }
+
+    pub fn build(backend: Backend, requirement: Requirement, algorithms: Algorithms) -> Self {
         let clock = Arc::new(ManualClock::at_unix(Duration::seconds(NOW)));
         let source = Arc::new(
             InMemoryNonceSource::builder()
@@ -250,9 +256,7 @@ impl Fixture {
         let validator = NonceValidator::new(Arc::clone(&source)).requirement(requirement);
         let verifier = Verifier::builder(validator, Arc::clone(&cache))
             .backend(backend)
-            .algorithms(dpop_nonce::proof::Algorithms::new(
-                dpop_nonce::proof::Algorithm::ALL,
-            ))
+            .algorithms(algorithms)
             .nonce_lifetime(lifetime)
             .replay_lifetime(lifetime)
             .clock(Arc::clone(&clock))
@@ -281,8 +285,27 @@ impl Fixture {
             .verify(&ProofRequest::new("POST", HTU, [proof]))
     }
 
+    /// Verifies `request`, asserting that a refusal leaves the replay cache untouched.
+    pub fn verify_request(&self, request: &ProofRequest<'_>) -> Result<VerifiedProof, Rejection> {
+        let before = self.inserts();
+        let result = self.verifier.verify(request);
+        if let Err(refused) = &result {
+            let expected = usize::from(matches!(
+                refused.reason(),
+                Reason::Replayed | Reason::ReplayCacheFull | Reason::ReplayCacheUnavailable
+            ));
+            assert_eq!(self.inserts(), before + expected, "{refused}");
+        }
+        result
+    }
+
     /// Asserts `proof` is refused for `reason`, without touching the replay cache.
-    pub fn refuses(&self, proof: &str, reason: Reason) -> Rejection {
+    pub fn refuses(&self, proof: &str, reason: Reason) {
+        let _refused = self.refusal(proof, reason);
+    }
+
+    /// [`Fixture::refuses`], handing the rejection back.
+    pub fn refusal(&self, proof: &str, reason: Reason) -> Rejection {
         let before = self.inserts();
         let refused = self.verify(proof).expect_err("the proof must be refused");
         assert_eq!(refused.reason(), reason, "{refused}");
