@@ -45,6 +45,7 @@
 //! - [`NonceValidator`]: the check and its outcomes, [`Accepted`] and [`UseDpopNonce`].
 //! - [`render`]: every DPoP error answer ([`render::Answer`]) as a [`render::Role`] gives it,
 //!   as plain data; the `http` and `axum` features adapt the same rendering.
+//! - `proof` (feature `proof`): whole DPoP proof verification, nonce and replay checks included.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -78,6 +79,9 @@ pub use source::derived;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
+#[cfg(feature = "proof")]
+#[cfg_attr(docsrs, doc(cfg(feature = "proof")))]
+pub mod proof;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use source::redis;
