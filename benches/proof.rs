@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use dpop_nonce::proof::{Algorithm, Algorithms, Backend, ProofRequest, PublicJwk, Verifier};
 use dpop_nonce::replay::InMemoryReplayCache;
-use dpop_nonce::{Clock as _, InMemoryNonceSource, NonceValidator, SystemClock};
+use dpop_nonce::{Clock as _, InMemoryNonceSource, NonceSource as _, NonceValidator, SystemClock};
 use p256::ecdsa::signature::{SignatureEncoding as _, Signer as _};
 use rsa::pkcs8::DecodePrivateKey as _;
 use rsa::traits::PublicKeyParts as _;

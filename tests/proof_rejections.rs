@@ -6,6 +6,7 @@
 
 mod proof_support;
 
+use dpop_nonce::NonceSource as _;
 use std::sync::Arc;
 
 use dpop_nonce::proof::{

@@ -51,7 +51,7 @@
 //! use std::sync::Arc;
 //! use dpop_nonce::proof::{ProofRequest, Verifier};
 //! use dpop_nonce::replay::InMemoryReplayCache;
-//! use dpop_nonce::{InMemoryNonceSource, ManualClock, NonceValidator, Requirement};
+//! use dpop_nonce::{InMemoryNonceSource, ManualClock, NonceSource, NonceValidator, Requirement};
 //! use time::Duration;
 //!
 //! let clock = Arc::new(ManualClock::at_unix(Duration::seconds(1_562_262_616)));

@@ -308,7 +308,7 @@ fn required_lifetime(nonce_lifetime: Duration, past: Duration, future: Duration)
 /// use std::sync::Arc;
 /// use dpop_nonce::proof::{Algorithm, Algorithms, BuildError, Verifier};
 /// use dpop_nonce::replay::InMemoryReplayCache;
-/// use dpop_nonce::{InMemoryNonceSource, NonceValidator};
+/// use dpop_nonce::{InMemoryNonceSource, NonceSource, NonceValidator};
 /// use time::Duration;
 ///
 /// let source = Arc::new(InMemoryNonceSource::new());

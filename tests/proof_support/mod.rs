@@ -5,6 +5,7 @@
 
 pub mod keys;
 
+use dpop_nonce::NonceSource as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
