@@ -48,6 +48,8 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "http")]
+mod cache_control;
 mod clock;
 mod ct;
 mod error;
