@@ -50,8 +50,9 @@ pub(crate) struct Challenge {
     /// The client has no use for it; the tests check that it is told apart from parameters.
     #[cfg_attr(not(test), allow(dead_code))]
     token68: Option<String>,
-    /// The parameters, names in lowercase, in the order sent; each name at most once.
-    params: Vec<(String, String)>,
+    /// The parameters, by name in lowercase. Also how repeated names are caught: one lookup per
+    /// parameter, whatever the number before it.
+    params: HashMap<String, String>,
 }
 
 impl Challenge {
@@ -63,9 +64,8 @@ impl Challenge {
     /// The value of parameter `name` (compared case-insensitively), unquoted and unescaped.
     pub(crate) fn param(&self, name: &str) -> Option<&str> {
         self.params
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 }
 
@@ -144,8 +144,8 @@ pub(crate) fn parse_challenges(input: &[u8]) -> Result<Vec<Challenge>, Challenge
 /// [`parse_challenges`] within `limits`.
 ///
 /// One pass without recursion: every byte is looked at a bounded number of times, and repeated
-/// parameter names are found through a hash map, so the time is linear in the length of `input`
-/// whatever the limits. No input makes it panic.
+/// parameter names are found through each challenge's hash map of parameters, so the time is
+/// linear in the length of `input` whatever the limits. No input makes it panic.
 pub(crate) fn parse_challenges_with(
     input: &[u8],
     limits: Limits,
@@ -160,7 +160,6 @@ pub(crate) fn parse_challenges_with(
         input,
         pos: 0,
         limits,
-        seen: HashMap::new(),
     }
     .challenges()
 }
@@ -179,9 +178,6 @@ struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
     limits: Limits,
-    /// Every parameter name read so far (in lowercase), with the index of the last challenge
-    /// that used it. Never cleared, so each name costs one lookup whatever came before.
-    seen: HashMap<String, usize>,
 }
 
 impl Parser<'_> {
@@ -302,9 +298,7 @@ impl Parser<'_> {
             let mut name = self.token()?;
             self.skip_ows();
             if self.peek() == Some(b'=') {
-                // `name = value`: a parameter of the challenge in progress, the one numbered
-                // `challenges.len()`.
-                let number = challenges.len();
+                // `name = value`: a parameter of the challenge in progress.
                 let Some(current) = challenges.last_mut() else {
                     self.pos = item_start;
                     return Err(self.error(ChallengeErrorKind::ParamWithoutScheme));
@@ -321,19 +315,15 @@ impl Parser<'_> {
                     _ => return Err(self.error(ChallengeErrorKind::ExpectedValue)),
                 };
                 name.make_ascii_lowercase();
-                match self.seen.entry(name.clone()) {
-                    Entry::Occupied(entry) if *entry.get() == number => {
+                match current.params.entry(name) {
+                    Entry::Occupied(_) => {
                         self.pos = item_start;
                         return Err(self.error(ChallengeErrorKind::DuplicateParam));
                     }
-                    Entry::Occupied(mut entry) => {
-                        entry.insert(number);
-                    }
                     Entry::Vacant(entry) => {
-                        entry.insert(number);
+                        entry.insert(value);
                     }
                 }
-                current.params.push((name, value));
                 self.end_of_item()?;
                 continue;
             }
@@ -346,7 +336,7 @@ impl Parser<'_> {
             challenges.push(Challenge {
                 scheme: name,
                 token68: None,
-                params: Vec::new(),
+                params: HashMap::new(),
             });
             let spaces = self.skip_ows();
             if matches!(self.peek(), None | Some(b',')) {
