@@ -4,15 +4,18 @@
 //! answers `use_dpop_nonce`. This module offers the two pieces:
 //!
 //! - [`NonceStore`]: the last `DPoP-Nonce` of each [`Origin`], learned from every response
-//!   (errors and successes alike), bounded and thread-safe.
-//! - [`check_response`] / [`check_response_parts`]: read a response and say whether it is a
-//!   `use_dpop_nonce` answer to retry once, as a [`NonceAdvice`]. An authorization server's answer
-//!   is a 400 whose JSON body has `"error": "use_dpop_nonce"`; a resource server's is a 401 whose
-//!   single `DPoP` challenge (scheme compared case-insensitively) has `error="use_dpop_nonce"`.
-//!   Either way the new nonce is the response's one `DPoP-Nonce` header. A server that hands back
-//!   the very nonce the client just sent gets no retry, since retrying would loop.
+//!   (errors and successes alike) by [`NonceStore::observe`], bounded and thread-safe.
+//! - [`check_response`]: reads a response and says whether it is a `use_dpop_nonce` answer to
+//!   retry once, as a [`NonceAdvice`]. An authorization server's answer is a 400 whose JSON body
+//!   has `"error": "use_dpop_nonce"`; a resource server's is a 401 whose single `DPoP` challenge
+//!   (scheme compared case-insensitively) has `error="use_dpop_nonce"`. Either way the new nonce
+//!   is the response's one `DPoP-Nonce` header. A server that hands back the very nonce the
+//!   client just sent gets no retry, since retrying would loop. [`NonceStore::observe`] does the
+//!   same and also remembers the nonce.
 //!
 //! The module neither sends requests nor builds proofs: bring your HTTP client and JOSE library.
+//! Responses are taken as their parts (status, headers, body bytes), which any HTTP client built
+//! on the `http` types can hand over.
 //!
 //! ```
 //! use dpop_nonce::client::{NonceAdvice, NonceStore, Origin};
@@ -32,14 +35,17 @@
 //! let store = NonceStore::new();
 //! let request = Request::get("https://rs.example.com/resource").body(())?;
 //! let origin = Origin::from_uri(request.uri())?;
+//! let observe = |response: &Response<Vec<u8>>, sent: Option<&str>| {
+//!     store.observe(&origin, response.status(), response.headers(), response.body(), sent)
+//! };
 //!
 //! let mut nonce = store.get(&origin);
-//! let mut response = send(&request, nonce.as_ref().map(|n| n.as_str()));
 //! let sent = nonce.as_ref().map(|n| n.as_str());
-//! if let NonceAdvice::Retry { nonce: fresh } = store.observe_response(&origin, &response, sent) {
+//! let mut response = send(&request, sent);
+//! if let NonceAdvice::Retry { nonce: fresh } = observe(&response, sent) {
 //!     // Retry once, no more.
 //!     response = send(&request, Some(fresh.as_str()));
-//!     let _ = store.observe_response(&origin, &response, Some(fresh.as_str()));
+//!     let _ = observe(&response, Some(fresh.as_str()));
 //!     nonce = Some(fresh);
 //! }
 //! assert_eq!(response.status(), 200);
@@ -52,9 +58,9 @@ mod origin;
 mod store;
 
 use http::header::WWW_AUTHENTICATE;
-use http::{HeaderMap, Response, StatusCode};
+use http::{HeaderMap, StatusCode};
 
-pub use self::challenge::{Challenge, ChallengeError, ChallengeErrorKind, parse_challenges};
+use self::challenge::parse_challenges;
 pub use self::origin::{Origin, OriginError};
 pub use self::store::NonceStore;
 use crate::error::NonceError;
@@ -129,26 +135,9 @@ pub enum NonceHeaderError {
     Invalid(NonceError),
 }
 
-/// The nonce of the response's one `DPoP-Nonce` header.
-///
-/// # Errors
-///
-/// [`NonceHeaderError`] when there is no such header, more than one, or a value that is not a
-/// valid nonce (checked by [`Nonce::parse`]).
-///
-/// ```
-/// use dpop_nonce::client::{NonceHeaderError, read_dpop_nonce};
-/// use http::HeaderMap;
-///
-/// let mut headers = HeaderMap::new();
-/// assert_eq!(read_dpop_nonce(&headers), Err(NonceHeaderError::Missing));
-/// headers.append("dpop-nonce", "n-1".parse()?);
-/// assert_eq!(read_dpop_nonce(&headers)?, "n-1");
-/// headers.append("dpop-nonce", "n-2".parse()?);
-/// assert_eq!(read_dpop_nonce(&headers), Err(NonceHeaderError::Several { count: 2 }));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn read_dpop_nonce(headers: &HeaderMap) -> Result<Nonce, NonceHeaderError> {
+/// The nonce of the response's one `DPoP-Nonce` header: an error when there is no such header,
+/// more than one, or a value that is not a valid nonce (checked by [`Nonce::parse`]).
+fn read_dpop_nonce(headers: &HeaderMap) -> Result<Nonce, NonceHeaderError> {
     let mut values = headers.get_all(DPOP_NONCE).iter();
     let Some(value) = values.next() else {
         return Err(NonceHeaderError::Missing);
@@ -183,26 +172,33 @@ pub fn read_dpop_nonce(headers: &HeaderMap) -> Result<Nonce, NonceHeaderError> {
 /// - the response has exactly one `DPoP-Nonce` header, holding a valid nonce;
 /// - that nonce differs from `sent`.
 ///
-/// Malformed `WWW-Authenticate` values are skipped, and bodies over 64 KiB are not read as JSON.
-/// No input makes this function panic.
+/// Malformed `WWW-Authenticate` values are skipped, and so are values that exceed a cap on the
+/// work a server can make the client do: a value longer than 16 KiB (refused before it is read),
+/// holding more than 16 challenges, or with a challenge of more than 32 parameters. A challenge
+/// that names a parameter twice (compared case-insensitively) is malformed. Reading the headers
+/// takes time linear in their length. Bodies over 64 KiB are not read as JSON. No input makes
+/// this function panic.
+///
+/// The response is taken as its parts; for an `http::Response<B>` whose body is bytes, pass
+/// `response.status()`, `response.headers()` and `response.body().as_ref()`.
 ///
 /// ```
-/// use dpop_nonce::client::{NonceAdvice, check_response_parts};
+/// use dpop_nonce::client::{NonceAdvice, check_response};
 /// use http::{HeaderMap, StatusCode};
 ///
 /// let mut headers = HeaderMap::new();
 /// headers.insert("www-authenticate", r#"Bearer realm="x", dpop error="use_dpop_nonce""#.parse()?);
 /// headers.insert("dpop-nonce", "n-2".parse()?);
 ///
-/// let advice = check_response_parts(StatusCode::UNAUTHORIZED, &headers, b"", Some("n-1"));
+/// let advice = check_response(StatusCode::UNAUTHORIZED, &headers, b"", Some("n-1"));
 /// assert_eq!(advice.retry_nonce().map(|n| n.as_str()), Some("n-2"));
 ///
 /// // The server handed back the nonce just sent: no retry.
-/// let advice = check_response_parts(StatusCode::UNAUTHORIZED, &headers, b"", Some("n-2"));
+/// let advice = check_response(StatusCode::UNAUTHORIZED, &headers, b"", Some("n-2"));
 /// assert!(matches!(advice, NonceAdvice::SameNonce { .. }));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn check_response_parts(
+pub fn check_response(
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
@@ -225,17 +221,6 @@ pub fn check_response_parts(
         Ok(nonce) if sent.is_some_and(|sent| nonce == *sent) => NonceAdvice::SameNonce { nonce },
         Ok(nonce) => NonceAdvice::Retry { nonce },
     }
-}
-
-/// [`check_response_parts`] for a whole `http::Response` whose body is bytes (`Vec<u8>`,
-/// `Bytes`, `String`, …).
-pub fn check_response<B: AsRef<[u8]>>(response: &Response<B>, sent: Option<&str>) -> NonceAdvice {
-    check_response_parts(
-        response.status(),
-        response.headers(),
-        response.body().as_ref(),
-        sent,
-    )
 }
 
 /// `true` when `body` is a JSON object whose `error` member is the string `use_dpop_nonce`.

@@ -65,8 +65,13 @@ fn nonce_value(nonce: &Nonce) -> Option<HeaderValue> {
 }
 
 /// Sets `DPoP-Nonce: {nonce}` in `headers`, replacing every `DPoP-Nonce` already there, and makes
-/// the response uncacheable (`Cache-Control: no-store`, RFC 9449 §8.2) unless a `Cache-Control`
-/// header already says `no-store`.
+/// the response uncacheable (RFC 9449 §8.2): unless the `Cache-Control` headers already hold the
+/// `no-store` directive, they are all replaced by one `Cache-Control: no-store`.
+///
+/// The `Cache-Control` values are read as a list of directives (RFC 9111 §5.2): a `no-store`
+/// inside a quoted string, as in `no-cache="Set-Cookie, no-store"`, is not the directive, and
+/// names compare case-insensitively. Only a bare `no-store` counts: `no-store=...` does not, and
+/// a value that does not follow the grammar is taken as lacking `no-store`, so it is replaced.
 ///
 /// ```
 /// use dpop_nonce::Nonce;
@@ -99,13 +104,16 @@ pub fn set_dpop_nonce(headers: &mut HeaderMap, nonce: &Nonce) {
     }
 }
 
-/// `true` when some `Cache-Control` value holds the `no-store` directive.
+/// `true` when the `Cache-Control` values, read as one list of directives, hold `no-store`
+/// without an argument; `false` when any of them cannot be parsed.
 fn has_no_store(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CACHE_CONTROL)
-        .iter()
-        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
-        .any(|directive| directive.trim_ascii().eq_ignore_ascii_case(b"no-store"))
+    crate::cache_control::has_directive(
+        headers
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        NO_STORE_TEXT,
+    )
 }
 
 /// Adds `DPoP-Nonce` and `WWW-Authenticate` to `Access-Control-Expose-Headers`, so that browser

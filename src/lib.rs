@@ -51,6 +51,8 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "http")]
+mod cache_control;
 mod clock;
 mod ct;
 mod error;

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use dpop_nonce::client::{
     NonceAdvice, NonceHeaderError, NonceStore, Origin, OriginError, check_response,
-    check_response_parts, parse_challenges, read_dpop_nonce,
 };
 use dpop_nonce::render::{Algs, Answer, Role};
 use dpop_nonce::{InMemoryNonceSource, Nonce, NonceError, NonceValidator};
@@ -36,7 +35,7 @@ fn challenge_401(challenges: &[&str], nonce: &str) -> HeaderMap {
 
 fn advice_401(challenges: &[&str], sent: Option<&str>) -> NonceAdvice {
     let headers = challenge_401(challenges, FIGURE_NONCE);
-    check_response_parts(StatusCode::UNAUTHORIZED, &headers, b"", sent)
+    check_response(StatusCode::UNAUTHORIZED, &headers, b"", sent)
 }
 
 fn retries_with(advice: &NonceAdvice, nonce: &str) -> bool {
@@ -59,7 +58,7 @@ fn figure_20_authorization_server_answer_is_retried() {
         ("dpop-nonce", FIGURE_NONCE.as_bytes()),
         ("content-type", b"application/json"),
     ]);
-    let advice = check_response_parts(StatusCode::BAD_REQUEST, &headers, FIGURE_20_BODY, None);
+    let advice = check_response(StatusCode::BAD_REQUEST, &headers, FIGURE_20_BODY, None);
     assert!(retries_with(&advice, FIGURE_NONCE), "{advice:?}");
     assert!(advice.should_retry());
 }
@@ -150,7 +149,7 @@ fn status_must_match_the_form() {
         StatusCode::FORBIDDEN,
     ] {
         assert_eq!(
-            check_response_parts(status, &json, FIGURE_20_BODY, None),
+            check_response(status, &json, FIGURE_20_BODY, None),
             NonceAdvice::NotUseDpopNonce,
             "{status}"
         );
@@ -162,7 +161,7 @@ fn status_must_match_the_form() {
         StatusCode::OK,
     ] {
         assert_eq!(
-            check_response_parts(status, &challenge, b"", None),
+            check_response(status, &challenge, b"", None),
             NonceAdvice::NotUseDpopNonce,
             "{status}"
         );
@@ -183,7 +182,7 @@ fn json_bodies_that_are_not_the_answer() {
     ];
     for body in bodies {
         assert_eq!(
-            check_response_parts(StatusCode::BAD_REQUEST, &nonce_only, body, None),
+            check_response(StatusCode::BAD_REQUEST, &nonce_only, body, None),
             NonceAdvice::NotUseDpopNonce,
             "{}",
             String::from_utf8_lossy(body)
@@ -203,7 +202,7 @@ fn same_nonce_is_not_retried() {
     assert!(!advice.should_retry());
 
     let headers = headers(&[("dpop-nonce", FIGURE_NONCE.as_bytes())]);
-    let advice = check_response_parts(
+    let advice = check_response(
         StatusCode::BAD_REQUEST,
         &headers,
         FIGURE_20_BODY,
@@ -218,8 +217,7 @@ fn same_nonce_is_not_retried() {
 #[test]
 fn unusable_dpop_nonce_headers() {
     let body = FIGURE_20_BODY;
-    let check =
-        |headers: &HeaderMap| check_response_parts(StatusCode::BAD_REQUEST, headers, body, None);
+    let check = |headers: &HeaderMap| check_response(StatusCode::BAD_REQUEST, headers, body, None);
 
     assert_eq!(
         check(&HeaderMap::new()),
@@ -247,22 +245,24 @@ fn unusable_dpop_nonce_headers() {
     }
     let huge = vec![b'a'; Nonce::MAX_LEN + 1];
     assert_eq!(
-        read_dpop_nonce(&headers(&[("dpop-nonce", &huge)])),
-        Err(NonceHeaderError::Invalid(NonceError::TooLong {
-            len: Nonce::MAX_LEN + 1,
-            max: Nonce::MAX_LEN
-        }))
+        check(&headers(&[("dpop-nonce", &huge)])),
+        NonceAdvice::UnusableNonce {
+            error: NonceHeaderError::Invalid(NonceError::TooLong {
+                len: Nonce::MAX_LEN + 1,
+                max: Nonce::MAX_LEN
+            })
+        }
     );
 }
 
-#[test]
-fn whole_response_helpers() {
-    let response = Response::builder()
-        .status(400)
-        .header("DPoP-Nonce", FIGURE_NONCE)
-        .body(FIGURE_20_BODY.to_vec())
-        .expect("valid response");
-    assert!(retries_with(&check_response(&response, None), FIGURE_NONCE));
+/// [`check_response`] on the parts of a whole `http::Response`.
+fn check_whole<B: AsRef<[u8]>>(response: &Response<B>, sent: Option<&str>) -> NonceAdvice {
+    check_response(
+        response.status(),
+        response.headers(),
+        response.body().as_ref(),
+        sent,
+    )
 }
 
 #[test]
@@ -276,18 +276,12 @@ fn answers_rendered_by_this_crate_are_recognised() {
     let as_answer = Answer::from(refused.clone()).to_http_response(&Role::AuthorizationServer);
     let body = as_answer.body().clone().into_bytes();
     let as_answer = as_answer.map(|_| body);
-    assert!(retries_with(
-        &check_response(&as_answer, Some("stale")),
-        fresh
-    ));
+    assert!(retries_with(&check_whole(&as_answer, Some("stale")), fresh));
 
     let rs_answer = Answer::from(refused.clone()).to_http_response(&Role::ResourceServer {
         algs: Algs::new(["ES256"]).expect("valid"),
     });
-    assert!(retries_with(
-        &check_response(&rs_answer, Some("stale")),
-        fresh
-    ));
+    assert!(retries_with(&check_whole(&rs_answer, Some("stale")), fresh));
 }
 
 // --- Hostile input ------------------------------------------------------------------------
@@ -313,7 +307,7 @@ fn hostile_headers_do_not_panic() {
     ];
     for value in &values {
         let headers = headers(&[("www-authenticate", value), ("dpop-nonce", b"n-1")]);
-        let advice = check_response_parts(StatusCode::UNAUTHORIZED, &headers, b"", None);
+        let advice = check_response(StatusCode::UNAUTHORIZED, &headers, b"", None);
         // Only a tab after the scheme is valid (1*SP is strict, but OWS is accepted).
         assert!(
             matches!(
@@ -326,12 +320,12 @@ fn hostile_headers_do_not_panic() {
     let huge_body = vec![b'['; 1 << 20];
     let headers = headers(&[("dpop-nonce", b"n-1")]);
     assert_eq!(
-        check_response_parts(StatusCode::BAD_REQUEST, &headers, &huge_body, None),
+        check_response(StatusCode::BAD_REQUEST, &headers, &huge_body, None),
         NonceAdvice::NotUseDpopNonce
     );
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     assert_eq!(
-        check_response_parts(StatusCode::BAD_REQUEST, &headers, deep.as_bytes(), None),
+        check_response(StatusCode::BAD_REQUEST, &headers, deep.as_bytes(), None),
         NonceAdvice::NotUseDpopNonce
     );
 }
@@ -342,25 +336,92 @@ fn malformed_header_is_skipped_but_a_good_one_still_counts() {
     assert!(retries_with(&advice, FIGURE_NONCE), "{advice:?}");
 }
 
-// --- Challenge parser ---------------------------------------------------------------------
+// --- Caps and repeated parameters in WWW-Authenticate ----------------------------------
+
+/// The caps documented on `check_response`.
+const MAX_VALUE_LEN: usize = 16 * 1024;
+const MAX_CHALLENGES: usize = 16;
+const MAX_PARAMS: usize = 32;
+
+/// `count` challenges: `count - 1` of other schemes, then Figure 24's.
+fn with_other_challenges(count: usize) -> String {
+    let mut list: Vec<String> = (1..count).map(|i| format!("Other{i} realm=x")).collect();
+    list.push(FIGURE_24_CHALLENGE.to_owned());
+    list.join(", ")
+}
+
+/// A `DPoP` challenge asking for a nonce, with `count` parameters in all.
+fn with_params(count: usize) -> String {
+    let mut list = vec![r#"error="use_dpop_nonce""#.to_owned()];
+    list.extend((1..count).map(|i| format!("p{i}=1")));
+    format!("DPoP {}", list.join(", "))
+}
 
 #[test]
-fn parser_reads_rfc_9449_challenges() {
-    let challenges = parse_challenges(
-        br#"DPoP error="invalid_token", error_description="Invalid DPoP key binding", algs="ES256""#,
-    )
-    .expect("valid");
-    assert_eq!(challenges.len(), 1);
-    let c = &challenges[0];
-    assert_eq!(c.scheme(), "DPoP");
-    assert_eq!(c.param("error"), Some("invalid_token"));
+fn challenge_value_length_is_capped() {
+    let head = r#"DPoP error="use_dpop_nonce", error_description=""#;
+    let pad = |len: usize| format!("{head}{}\"", "x".repeat(len - head.len() - 1));
+    let at_cap = pad(MAX_VALUE_LEN);
+    assert_eq!(at_cap.len(), MAX_VALUE_LEN);
+    assert!(retries_with(&advice_401(&[&at_cap], None), FIGURE_NONCE));
+
+    let over = pad(MAX_VALUE_LEN + 1);
     assert_eq!(
-        c.param("Error_Description"),
-        Some("Invalid DPoP key binding")
+        advice_401(&[&over], None),
+        NonceAdvice::NotUseDpopNonce,
+        "a value over the cap is skipped"
     );
-    assert_eq!(c.param("algs"), Some("ES256"));
-    assert_eq!(c.params().count(), 3);
-    assert_eq!(c.token68(), None);
+    // The cap is per value: a good challenge in another header still counts.
+    assert!(retries_with(
+        &advice_401(&[&over, FIGURE_24_CHALLENGE], None),
+        FIGURE_NONCE
+    ));
+    // The hostile header of many distinct parameters is refused too.
+    let hostile = format!(
+        "{FIGURE_24_CHALLENGE}, {}",
+        (0..30_000)
+            .map(|i| format!("p{i}=1"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    assert_eq!(advice_401(&[&hostile], None), NonceAdvice::NotUseDpopNonce);
+}
+
+#[test]
+fn challenges_per_value_are_capped() {
+    let at_cap = with_other_challenges(MAX_CHALLENGES);
+    assert!(retries_with(&advice_401(&[&at_cap], None), FIGURE_NONCE));
+    let over = with_other_challenges(MAX_CHALLENGES + 1);
+    assert_eq!(advice_401(&[&over], None), NonceAdvice::NotUseDpopNonce);
+}
+
+#[test]
+fn parameters_per_challenge_are_capped() {
+    let at_cap = with_params(MAX_PARAMS);
+    assert!(retries_with(&advice_401(&[&at_cap], None), FIGURE_NONCE));
+    let over = with_params(MAX_PARAMS + 1);
+    assert_eq!(advice_401(&[&over], None), NonceAdvice::NotUseDpopNonce);
+}
+
+#[test]
+fn repeated_parameters_make_a_challenge_malformed() {
+    for repeated in [
+        r#"DPoP error="use_dpop_nonce", error="use_dpop_nonce""#,
+        r#"DPoP error="use_dpop_nonce", ERROR="invalid_token""#,
+        r#"DPoP Error="invalid_token", algs="ES256", eRRoR="use_dpop_nonce""#,
+    ] {
+        assert_eq!(
+            advice_401(&[repeated], None),
+            NonceAdvice::NotUseDpopNonce,
+            "{repeated}"
+        );
+    }
+    // The same name in another challenge is no repeat.
+    let advice = advice_401(
+        &[r#"Bearer error="invalid_token", DPoP error="use_dpop_nonce""#],
+        None,
+    );
+    assert!(retries_with(&advice, FIGURE_NONCE), "{advice:?}");
 }
 
 // --- Origins ------------------------------------------------------------------------------
@@ -436,19 +497,32 @@ fn store_learns_from_success_and_errors_alike() {
 fn store_ignores_several_or_invalid_nonces() {
     let store = NonceStore::new();
     let o = origin("https://rs.example.com");
+    let observe = |headers: &HeaderMap| store.observe(&o, StatusCode::OK, headers, b"", None);
+
     assert_eq!(
-        store.learn(&o, &headers(&[("dpop-nonce", b"good")])),
-        Some(nonce("good"))
+        observe(&headers(&[("dpop-nonce", b"good")])),
+        NonceAdvice::NotUseDpopNonce
+    );
+    assert_eq!(store.get(&o), Some(nonce("good")));
+    let _ = observe(&headers(&[("dpop-nonce", b"a"), ("dpop-nonce", b"b")]));
+    let _ = observe(&headers(&[("dpop-nonce", b"bad value")]));
+    let _ = observe(&HeaderMap::new());
+    assert_eq!(store.get(&o), Some(nonce("good")));
+
+    // Not even a use_dpop_nonce answer with an unusable header changes it.
+    let advice = store.observe(
+        &o,
+        StatusCode::BAD_REQUEST,
+        &headers(&[("dpop-nonce", b"a"), ("dpop-nonce", b"b")]),
+        FIGURE_20_BODY,
+        None,
     );
     assert_eq!(
-        store.learn(&o, &headers(&[("dpop-nonce", b"a"), ("dpop-nonce", b"b")])),
-        None
+        advice,
+        NonceAdvice::UnusableNonce {
+            error: NonceHeaderError::Several { count: 2 }
+        }
     );
-    assert_eq!(
-        store.learn(&o, &headers(&[("dpop-nonce", b"bad value")])),
-        None
-    );
-    assert_eq!(store.learn(&o, &HeaderMap::new()), None);
     assert_eq!(store.get(&o), Some(nonce("good")));
 }
 
@@ -523,18 +597,6 @@ fn store_is_shared_across_threads() {
 
 proptest! {
     #[test]
-    fn challenge_parser_never_panics(input in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let _ = parse_challenges(&input);
-    }
-
-    #[test]
-    fn challenge_parser_never_panics_on_header_like_text(
-        input in r#"([ \t,=\x22\\a-zA-Z0-9_/+~.-]|DPoP|error|use_dpop_nonce){0,64}"#
-    ) {
-        let _ = parse_challenges(input.as_bytes());
-    }
-
-    #[test]
     fn advice_never_panics(
         status in 100u16..600,
         challenge in proptest::collection::vec(any::<u8>(), 0..256),
@@ -549,20 +611,6 @@ proptest! {
             map.append("dpop-nonce", value);
         }
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
-        let _ = check_response_parts(status, &map, &body, Some("sent"));
-    }
-
-    #[test]
-    fn quoted_values_round_trip(value in r#"[ -~]{0,40}"#) {
-        let escaped: String = value
-            .chars()
-            .flat_map(|c| if c == '"' || c == '\\' { vec!['\\', c] } else { vec![c] })
-            .collect();
-        let header = format!(r#"Bearer realm="x", DPoP error="use_dpop_nonce", note="{escaped}""#);
-        let challenges = parse_challenges(header.as_bytes());
-        prop_assert!(challenges.is_ok(), "{header}");
-        let challenges = challenges.unwrap_or_default();
-        prop_assert_eq!(challenges.len(), 2);
-        prop_assert_eq!(challenges[1].param("note"), Some(value.as_str()));
+        let _ = check_response(status, &map, &body, Some("sent"));
     }
 }

@@ -276,6 +276,91 @@ fn set_dpop_nonce_keeps_an_existing_no_store() {
     assert_eq!(values(&headers, &CACHE_CONTROL), [b"no-store".as_slice()]);
 }
 
+/// The `Cache-Control` lines `set_dpop_nonce` leaves after starting from `lines`.
+fn cache_control_after(lines: &[&'static str]) -> Vec<Vec<u8>> {
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        headers.append(CACHE_CONTROL, HeaderValue::from_static(line));
+    }
+    set_dpop_nonce(&mut headers, &Nonce::parse("n-1").expect("valid"));
+    assert_eq!(headers[DPOP_NONCE], "n-1");
+    values(&headers, &CACHE_CONTROL)
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// The lines set to exactly one `no-store`.
+fn replaced() -> Vec<Vec<u8>> {
+    vec![b"no-store".to_vec()]
+}
+
+/// The lines left as they were.
+fn kept(lines: &[&str]) -> Vec<Vec<u8>> {
+    lines.iter().map(|l| l.as_bytes().to_vec()).collect()
+}
+
+#[test]
+fn no_store_inside_a_quoted_string_does_not_count() {
+    let cases: &[&[&str]] = &[
+        &[r#"no-cache="Set-Cookie, no-store""#],
+        &[r#"no-cache="Set-Cookie, no-store, Authorization""#],
+        &[r#"private="X-A, no-store ,X-B", max-age=60"#],
+        &[r#"no-cache="no-store""#],
+        &[r#"private, no-cache="a\", no-store""#],
+        &[r#"no-cache="Set-Cookie,no-store", max-age=60"#],
+        &["private", r#"no-cache="x, NO-STORE""#],
+        &["private", r#"no-cache="x, NO-STORE, y""#],
+    ];
+    let wrong: Vec<_> = cases
+        .iter()
+        .filter(|lines| cache_control_after(lines) != replaced())
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:?}");
+}
+
+#[test]
+fn a_real_no_store_is_kept_and_not_repeated() {
+    let cases: &[&[&str]] = &[
+        &["no-store"],
+        &["NO-STORE"],
+        &["private,no-store"],
+        &[" no-store , max-age=0"],
+        &[r#"no-cache="Set-Cookie, no-store", no-store"#],
+        &[r#"no-cache="a\"b\\", No-Store"#],
+        &["max-age=0", "no-store"],
+        &["no-store", "private"],
+        &[",, no-store,"],
+    ];
+    let wrong: Vec<_> = cases
+        .iter()
+        .filter(|lines| cache_control_after(lines) != kept(lines))
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:?}");
+}
+
+#[test]
+fn odd_or_unparseable_cache_control_gets_no_store() {
+    let cases: &[&[&str]] = &[
+        // `no-store` takes no argument; a cache may not honour this form.
+        &["no-store=1"],
+        &[r#"no-store="true""#],
+        // Not the grammar: taken as lacking `no-store`.
+        &[r#"no-store, no-cache="open"#],
+        &["no-store no-cache"],
+        &["no-store;"],
+        &["no-store", "max-age =60"],
+        &["\"no-store\""],
+        &["no-storex"],
+        &[""],
+    ];
+    let wrong: Vec<_> = cases
+        .iter()
+        .filter(|lines| cache_control_after(lines) != replaced())
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:?}");
+}
+
 #[test]
 fn cors_helper_on_empty_headers() {
     let mut headers = HeaderMap::new();

@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use http::{HeaderMap, Response, StatusCode};
+use http::{HeaderMap, StatusCode};
 use parking_lot::Mutex;
 
 use super::origin::Origin;
-use super::{NonceAdvice, check_response_parts, read_dpop_nonce};
+use super::{NonceAdvice, check_response, read_dpop_nonce};
 use crate::nonce::Nonce;
 
 /// The last `DPoP-Nonce` each origin handed out, for the client to put in its next proof to that
@@ -144,19 +144,13 @@ impl NonceStore {
         self.inner.lock().entries.clear();
     }
 
-    /// Learns the nonce of a response from `origin`, whatever its status: when `headers` hold
-    /// exactly one `DPoP-Nonce` with a valid value, it becomes the nonce of `origin` and is
-    /// returned. A response with no `DPoP-Nonce`, several, or an invalid one leaves the store
-    /// as it was.
-    pub fn learn(&self, origin: &Origin, headers: &HeaderMap) -> Option<Nonce> {
-        let nonce = read_dpop_nonce(headers).ok()?;
-        self.insert(origin.clone(), nonce.clone());
-        Some(nonce)
-    }
-
     /// Reads a response from `origin` to a request whose proof carried `sent` (`None` when it
-    /// had no `nonce` claim): learns its nonce as [`learn`](NonceStore::learn) does, then says
-    /// whether to retry, as [`check_response_parts`] does.
+    /// had no `nonce` claim), and says whether to retry, as [`check_response`] does.
+    ///
+    /// Whatever the status, when the response has exactly one `DPoP-Nonce` header with a valid
+    /// value, that nonce becomes the one of `origin` (RFC 9449 §8.2: a server may hand out a new
+    /// nonce on any response). A response with no `DPoP-Nonce`, several, or an invalid one leaves
+    /// the store as it was.
     pub fn observe(
         &self,
         origin: &Origin,
@@ -165,25 +159,10 @@ impl NonceStore {
         body: &[u8],
         sent: Option<&str>,
     ) -> NonceAdvice {
-        self.learn(origin, headers);
-        check_response_parts(status, headers, body, sent)
-    }
-
-    /// [`observe`](NonceStore::observe) for a whole `http::Response` whose body is bytes
-    /// (`Vec<u8>`, `Bytes`, `String`, …).
-    pub fn observe_response<B: AsRef<[u8]>>(
-        &self,
-        origin: &Origin,
-        response: &Response<B>,
-        sent: Option<&str>,
-    ) -> NonceAdvice {
-        self.observe(
-            origin,
-            response.status(),
-            response.headers(),
-            response.body().as_ref(),
-            sent,
-        )
+        if let Ok(nonce) = read_dpop_nonce(headers) {
+            self.insert(origin.clone(), nonce);
+        }
+        check_response(status, headers, body, sent)
     }
 }
 
