@@ -233,8 +233,10 @@ fn checks_make_no_redis_calls_in_steady_state() {
     }
     let across_windows = server.command_count() - before;
     eprintln!("Redis commands for 100,000 checks over {WINDOWS} windows: {across_windows}");
+    // Per window: a fetch or a prefetch (two commands), and a re-read (two) each time the
+    // clock moved on by the recheck interval; here it jumps twice per window.
     assert!(
-        across_windows <= 4 * WINDOWS,
+        across_windows <= 8 * WINDOWS,
         "at most a few commands per window, whatever the request rate: {across_windows}"
     );
 }
@@ -254,13 +256,17 @@ fn refresh_fetches_ahead_so_requests_never_call_redis() {
     let before = server.command_count();
     replica.refresh().unwrap();
     assert_eq!(
-        server.command_count(),
-        before,
-        "nothing to fetch, no command"
+        server.command_count() - before,
+        2,
+        "nothing to fetch: one re-read of the current value (SET NX, GET), a probe of Redis"
     );
 
-    // Straight into the next window: the prefetched value is used with no Redis call.
-    clock.advance(ROTATION);
+    // A refresh in the last second of the window, then into the next window: the prefetched
+    // value is used with no Redis call.
+    clock.advance(Duration::seconds(39));
+    replica.refresh().unwrap();
+    let before = server.command_count();
+    clock.advance(Duration::seconds(1));
     let next = replica.issue();
     assert_eq!(replica.check(next.as_str()), NonceCheck::Current);
     assert_eq!(server.command_count(), before);
