@@ -249,7 +249,6 @@ impl<C: Clock> RedisNonceSource<C> {
     pub(super) fn fetch_first(&self) -> Result<(), RedisSourceError> {
         let window = self.cell.read().window;
         self.forced_window.store(window, Ordering::Release);
-        self.arm_recheck();
         self.fetch(window, true, Wait::Bounded, Backoff::Ignore)
             .map_err(public_error)
     }
@@ -357,6 +356,7 @@ impl<C: Clock> RedisNonceSource<C> {
                 previous_key.as_deref(),
             )?;
             self.store(window, value);
+            self.fetched(window);
             if let (Some(previous), Some(before)) = (previous, window.checked_sub(1)) {
                 self.store(before, previous);
             }

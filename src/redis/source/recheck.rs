@@ -37,7 +37,7 @@ impl<C: Clock> RedisNonceSource<C> {
     /// back-off. Returns the slots to answer from (the latest, if the re-read changed them).
     #[inline]
     pub(super) fn recheck_if_due(&self, now: ClockReading, slots: Slots<SLOTS>) -> Slots<SLOTS> {
-        if self.connector.recheck.claim(now, self.recheck_interval()) && self.recheck_claimed() {
+        if self.recheck_after_miss(now) {
             self.cell.read()
         } else {
             slots
@@ -64,12 +64,20 @@ impl<C: Clock> RedisNonceSource<C> {
         )
     }
 
-    /// Starts the schedule at start-up, right after the first fetch: the first re-read is due
-    /// one interval later.
-    pub(super) fn arm_recheck(&self) {
+    /// Moves the schedule on: the next re-read is due one interval from now.
+    fn arm_recheck(&self) {
         self.connector
             .recheck
             .push(self.clock.read(), self.recheck_interval());
+    }
+
+    /// A fetch of `window` just succeeded. For the current window that was a re-read (the same
+    /// `SET NX` then `GET`), so the next one is due an interval later. Called while the fetch
+    /// still holds the connection, so threads that queued behind it do not re-read at once.
+    pub(super) fn fetched(&self, window: i64) {
+        if self.cell.read().window == window {
+            self.arm_recheck();
+        }
     }
 
     /// From [`refresh`](Self::refresh): re-reads the current window's value now, waiting at
