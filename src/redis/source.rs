@@ -459,7 +459,7 @@ impl<C: Clock> NonceSource for RedisNonceSource<C> {
             self.slots_now();
             compared = self.cell.compare(&claim);
         }
-        if !compared.hits.contains(&true) && self.recheck_after_miss(now) {
+        if !compared.hits.contains(&true) && self.recheck_when_due(now) {
             compared = self.cell.compare(&claim);
         }
         let hit = compared.hits;

@@ -37,19 +37,19 @@ impl<C: Clock> RedisNonceSource<C> {
     /// back-off. Returns the slots to answer from (the latest, if the re-read changed them).
     #[inline]
     pub(super) fn recheck_if_due(&self, now: ClockReading, slots: Slots<SLOTS>) -> Slots<SLOTS> {
-        if self.recheck_after_miss(now) {
+        if self.recheck_when_due(now) {
             self.cell.read()
         } else {
             slots
         }
     }
 
-    /// From a check that matched nothing: the same re-read as
-    /// [`recheck_if_due`](Self::recheck_if_due), so that a claim of the value another replica
-    /// stored meanwhile is accepted at once rather than refused one last time. `true` when the
-    /// slots changed (compare the claim again).
+    /// The re-read of [`recheck_if_due`](Self::recheck_if_due), also run by a check that matched
+    /// nothing, so that a claim of the value another replica stored meanwhile is accepted at
+    /// once rather than refused one last time. `true` when the slots changed (compare the
+    /// claim again).
     #[inline]
-    pub(super) fn recheck_after_miss(&self, now: ClockReading) -> bool {
+    pub(super) fn recheck_when_due(&self, now: ClockReading) -> bool {
         self.connector.recheck.claim(now, self.recheck_interval()) && self.recheck_claimed()
     }
 
