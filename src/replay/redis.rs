@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use redis::{Client, Value};
 use time::Duration;
@@ -24,7 +25,7 @@ const MAX_CONNECTIONS: usize = 64;
 /// {lifetime_ms}`, where `{key}` is the [`ReplayKey`] in hex. Redis runs it atomically, so when
 /// threads or replicas race on the same `jti` exactly one gets [`ReplayCheck::Fresh`]. Redis
 /// expires the entry after the lifetime; pass the nonce source's longest nonce lifetime
-/// ([`RedisNonceSource::max_nonce_lifetime`](super::RedisNonceSource::max_nonce_lifetime)).
+/// ([`NonceSource::max_nonce_lifetime`](crate::NonceSource::max_nonce_lifetime)).
 ///
 /// # Failing closed
 ///
@@ -128,6 +129,16 @@ impl RedisReplayCache {
         self.connections.iter().all(Connector::is_healthy)
     }
 
+    /// When a call to Redis last succeeded, on any connection; `None` if none has yet. Does
+    /// not call Redis. The cache calls Redis only on inserts, so this is as fresh as the last
+    /// insert.
+    pub fn last_contact(&self) -> Option<Instant> {
+        self.connections
+            .iter()
+            .filter_map(Connector::last_contact)
+            .max()
+    }
+
     fn connector(&self) -> Option<&Connector> {
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
         self.connections.get(turn % self.connections.len().max(1))
@@ -150,12 +161,7 @@ impl ReplayCache for RedisReplayCache {
                 .query::<Value>(connection)
         });
         match outcome {
-            Ok(Value::Okay) => Ok(ReplayCheck::Fresh),
-            Ok(Value::SimpleString(text)) if text == "OK" => Ok(ReplayCheck::Fresh),
-            Ok(Value::Nil) => Ok(ReplayCheck::Replayed),
-            Ok(_) => Err(ReplayError::unavailable(
-                "Redis answered SET NX with something other than OK or nil",
-            )),
+            Ok(reply) => classify(&reply),
             Err(CallError::Busy) => Err(ReplayError::unavailable(
                 "the Redis connection stayed busy for longer than the call budget",
             )),
@@ -164,6 +170,22 @@ impl ReplayCache for RedisReplayCache {
             )),
             Err(CallError::Redis(err)) => Err(ReplayError::unavailable(err)),
         }
+    }
+}
+
+/// What the reply to `SET key 1 NX PX ttl` means: `OK` (as a status reply) is a fresh entry,
+/// nil an entry that was there already. Anything else, whatever its type or text (`OK` as a
+/// bulk string, an integer, a boolean, an array, a reply wrapped in attributes), is
+/// [`ReplayError::Unavailable`]: the proof is refused, never let through on an answer the
+/// cache does not understand.
+fn classify(reply: &Value) -> Result<ReplayCheck, ReplayError> {
+    match reply {
+        Value::Okay => Ok(ReplayCheck::Fresh),
+        Value::SimpleString(text) if text == "OK" => Ok(ReplayCheck::Fresh),
+        Value::Nil => Ok(ReplayCheck::Replayed),
+        _ => Err(ReplayError::unavailable(
+            "Redis answered SET NX with something other than OK or nil",
+        )),
     }
 }
 
@@ -210,8 +232,14 @@ impl RedisReplayCacheBuilder {
     /// [`ConfigError`] for a lifetime under one millisecond or too long for Redis, a bad prefix,
     /// a connection count outside 1 to 64, or a timeout or back-off out of range.
     pub fn build(self) -> Result<RedisReplayCache, ConfigError> {
-        let lifetime_ms = i64::try_from(self.lifetime.whole_milliseconds()).unwrap_or(i64::MAX);
-        if lifetime_ms < 1 {
+        // Rounded up: an entry must never expire before the nonce it protects.
+        let lifetime_ms = self
+            .lifetime
+            .whole_nanoseconds()
+            .saturating_add(999_999)
+            .div_euclid(1_000_000);
+        let lifetime_ms = i64::try_from(lifetime_ms).unwrap_or(i64::MAX);
+        if self.lifetime < Duration::MILLISECOND {
             return Err(ConfigError::LifetimeTooShort {
                 min: Duration::MILLISECOND,
             });
@@ -252,5 +280,74 @@ impl fmt::Debug for RedisReplayCacheBuilder {
             .field("connections", &self.connections)
             .field("connector", &self.connector)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::VerbatimFormat;
+
+    use super::*;
+
+    #[test]
+    fn only_ok_and_nil_are_answers() {
+        assert_eq!(classify(&Value::Okay).ok(), Some(ReplayCheck::Fresh));
+        assert_eq!(
+            classify(&Value::SimpleString("OK".into())).ok(),
+            Some(ReplayCheck::Fresh)
+        );
+        assert_eq!(classify(&Value::Nil).ok(), Some(ReplayCheck::Replayed));
+    }
+
+    #[test]
+    fn every_other_reply_refuses_the_proof() {
+        let refused = [
+            Value::SimpleString("ok".into()),
+            Value::SimpleString("QUEUED".into()),
+            Value::SimpleString(String::new()),
+            Value::BulkString(b"OK".to_vec()),
+            Value::BulkString(Vec::new()),
+            Value::Int(0),
+            Value::Int(1),
+            Value::Boolean(true),
+            Value::Boolean(false),
+            Value::Double(1.0),
+            Value::Array(Vec::new()),
+            Value::Array(vec![Value::Okay]),
+            Value::Set(vec![Value::Okay]),
+            Value::Map(vec![(Value::Okay, Value::Okay)]),
+            Value::Attribute {
+                data: Box::new(Value::Okay),
+                attributes: Vec::new(),
+            },
+            Value::VerbatimString {
+                format: VerbatimFormat::Text,
+                text: "OK".into(),
+            },
+        ];
+        for reply in refused {
+            assert!(
+                matches!(classify(&reply), Err(ReplayError::Unavailable(_))),
+                "{reply:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_lifetime_with_a_fraction_of_a_millisecond_is_rounded_up() {
+        let client = Client::open("redis://127.0.0.1:1").unwrap();
+        let cache = RedisReplayCache::builder(client.clone(), Duration::microseconds(1_500))
+            .build()
+            .unwrap();
+        assert_eq!(cache.lifetime_ms, 2);
+        let exact = RedisReplayCache::builder(client.clone(), Duration::minutes(10))
+            .build()
+            .unwrap();
+        assert_eq!(exact.lifetime_ms, 600_000);
+        assert!(
+            RedisReplayCache::builder(client, Duration::microseconds(999))
+                .build()
+                .is_err()
+        );
     }
 }

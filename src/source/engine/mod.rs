@@ -141,6 +141,15 @@ pub(crate) trait Policy<const N: usize>: Send + Sync {
         let _ = (cell, now);
         slots
     }
+
+    /// Whether [`prepare`](Policy::prepare) has work at `now` even in the steady part of a
+    /// window (a scheduled re-read, for the Redis source), so that `issue` takes the slow path
+    /// and runs it. Checked on every issue: it must be cheap. The default is `false`.
+    #[inline]
+    fn due(&self, now: &ClockReading) -> bool {
+        let _ = now;
+        false
+    }
 }
 
 /// The local slots of window `target` after `latest`: a fresh current value when `fresh`, and
@@ -267,6 +276,7 @@ impl<P: Policy<N>, C: Clock, const N: usize> Engine<P, C, N> {
         let now = self.clock.read();
         let (start, steady_end, value) = self.cell.value_in(Layout::<N>::issuing_hint());
         if now.marks_reached(&[start, steady_end]) == 1
+            && !self.policy.due(&now)
             && let Some(nonce) = unpack(&value)
         {
             return nonce;

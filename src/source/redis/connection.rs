@@ -1,14 +1,19 @@
 //! One reused Redis connection behind a mutex, with bounded timeouts, a reconnect back-off and
 //! a health record.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use redis::{Client, Connection, RedisError, RedisResult};
 
 use super::health::Health;
+use crate::clock::ClockReading;
 use crate::error::ConfigError;
+
+/// The shortest interval between two re-reads of a cached value (see
+/// [`ConnectorConfig::recheck_every`]).
+const MIN_RECHECK: Duration = Duration::from_secs(1);
 
 /// Timeouts and back-off shared by the Redis source and the Redis replay cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +47,12 @@ impl ConnectorConfig {
             return Err(ConfigError::BackoffReversed);
         }
         Ok(())
+    }
+
+    /// How often a user of the connection re-reads what it cached from Redis: the back-off
+    /// maximum (the longest a failing replica goes without trying Redis), at least one second.
+    pub(crate) fn recheck_every(&self) -> Duration {
+        self.backoff_max.max(MIN_RECHECK)
     }
 
     /// The longest one call can take once it holds the connection: a stale connection's write
@@ -132,6 +143,11 @@ pub(crate) struct Connector {
     failures: AtomicU32,
     healthy: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// Nanoseconds after `epoch` when the last call succeeded (at least 1); 0 before any.
+    last_success: AtomicU64,
+    /// When the user of the connection next re-reads what it cached (the nonce source; the
+    /// replay cache caches nothing and leaves it alone).
+    pub(crate) recheck: Schedule,
 }
 
 impl Connector {
@@ -145,6 +161,21 @@ impl Connector {
             failures: AtomicU32::new(0),
             healthy: AtomicBool::new(true),
             last_error: Mutex::new(None),
+            last_success: AtomicU64::new(0),
+            recheck: Schedule::new(),
+        }
+    }
+
+    /// The timeouts and back-off the connector was made with.
+    pub(crate) fn config(&self) -> &ConnectorConfig {
+        &self.config
+    }
+
+    /// When the last call succeeded; `None` before the first success.
+    pub(crate) fn last_contact(&self) -> Option<Instant> {
+        match self.last_success.load(Ordering::Acquire) {
+            0 => None,
+            nanos => self.epoch.checked_add(Duration::from_nanos(nanos)),
         }
     }
 
@@ -246,6 +277,8 @@ impl Connector {
     }
 
     fn record_success(&self) {
+        self.last_success
+            .fetch_max(self.elapsed_nanos().max(1), Ordering::AcqRel);
         self.failures.store(0, Ordering::Release);
         self.retry_at.store(0, Ordering::Release);
         self.healthy.store(true, Ordering::Release);
@@ -281,6 +314,80 @@ impl std::fmt::Debug for Connector {
     }
 }
 
+/// A deadline on the caller's clock that one caller at a time claims once it has passed: when a
+/// nonce source next re-reads the value it cached. Kept in whole milliseconds since the UNIX
+/// epoch; `0` until the first claim arms it.
+pub(crate) struct Schedule {
+    at_ms: AtomicI64,
+}
+
+impl Schedule {
+    const UNARMED: i64 = 0;
+
+    fn new() -> Self {
+        Self {
+            at_ms: AtomicI64::new(Self::UNARMED),
+        }
+    }
+
+    /// `true` for exactly one caller once the deadline has passed at `now`; that caller moves
+    /// it to `every` after `now`. The first call only arms the schedule (the value was just
+    /// fetched). A reading more than one `every` before the deadline was set means the clock
+    /// stepped back; that counts as passed, so a clock step never stops the schedule. One
+    /// atomic load and two comparisons when nothing is due.
+    #[inline]
+    pub(crate) fn claim(&self, now: ClockReading, every: Duration) -> bool {
+        let at_ms = self.at_ms.load(Ordering::Acquire);
+        if !Self::passed(at_ms, now, every) {
+            return false;
+        }
+        self.claim_from(at_ms, now, every)
+    }
+
+    /// Whether a [`claim`](Self::claim) at `now` could succeed (or would arm the schedule),
+    /// without claiming anything. One atomic load.
+    #[inline]
+    pub(crate) fn is_due(&self, now: ClockReading, every: Duration) -> bool {
+        Self::passed(self.at_ms.load(Ordering::Acquire), now, every)
+    }
+
+    /// `true` unless the deadline `at_ms` is armed and `now` is before it (and not so far
+    /// before that the clock must have stepped back).
+    #[inline]
+    fn passed(at_ms: i64, now: ClockReading, every: Duration) -> bool {
+        let at = time::Duration::milliseconds(at_ms);
+        let every = to_time(every);
+        let stepped_back_before = at.saturating_sub(every).saturating_sub(every);
+        at_ms == Self::UNARMED || now.marks_reached(&[stepped_back_before, at]) != 1
+    }
+
+    #[cold]
+    fn claim_from(&self, seen: i64, now: ClockReading, every: Duration) -> bool {
+        let next = deadline_ms(now, every);
+        self.at_ms
+            .compare_exchange(seen, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+            && seen != Self::UNARMED
+    }
+
+    /// Moves the deadline to `every` after `now`, whatever it was: a re-read was just made.
+    pub(crate) fn push(&self, now: ClockReading, every: Duration) {
+        self.at_ms.store(deadline_ms(now, every), Ordering::Release);
+    }
+}
+
+/// `every` after `now`, in whole milliseconds since the UNIX epoch (never the unarmed mark).
+fn deadline_ms(now: ClockReading, every: Duration) -> i64 {
+    let at = now.unix_time().saturating_add(to_time(every));
+    let ms = i64::try_from(at.whole_milliseconds()).unwrap_or(i64::MAX);
+    if ms == Schedule::UNARMED { 1 } else { ms }
+}
+
+/// A standard duration as a `time` one, saturating.
+fn to_time(duration: Duration) -> time::Duration {
+    time::Duration::try_from(duration).unwrap_or(time::Duration::MAX)
+}
+
 /// The back-off after `failures` consecutive failures: the minimum, doubled per further
 /// failure, capped at the maximum.
 fn backoff_delay(config: &ConnectorConfig, failures: u32) -> Duration {
@@ -303,6 +410,62 @@ mod tests {
         assert_eq!(backoff_delay(&config, 5), Duration::from_millis(1600));
         assert_eq!(backoff_delay(&config, 6), Duration::from_secs(2));
         assert_eq!(backoff_delay(&config, u32::MAX), Duration::from_secs(2));
+    }
+
+    fn at(seconds: f64) -> ClockReading {
+        ClockReading::since_epoch(time::Duration::seconds_f64(seconds))
+    }
+
+    #[test]
+    fn the_schedule_arms_then_fires_once_per_interval() {
+        let every = Duration::from_secs(2);
+        let schedule = Schedule::new();
+        assert!(
+            !schedule.claim(at(1000.0), every),
+            "the first call only arms it"
+        );
+        assert!(!schedule.claim(at(1001.9), every));
+        assert!(schedule.claim(at(1002.0), every), "due after one interval");
+        assert!(
+            !schedule.claim(at(1002.0), every),
+            "claimed by one caller only"
+        );
+        assert!(!schedule.claim(at(1003.5), every));
+        assert!(schedule.claim(at(1010.0), every));
+        schedule.push(at(1011.0), every);
+        assert!(!schedule.claim(at(1012.5), every), "pushed by a re-read");
+        assert!(schedule.claim(at(1013.0), every));
+    }
+
+    #[test]
+    fn a_clock_that_steps_back_does_not_stop_the_schedule() {
+        let every = Duration::from_secs(2);
+        let schedule = Schedule::new();
+        assert!(!schedule.claim(at(5000.0), every));
+        assert!(
+            !schedule.claim(at(4999.0), every),
+            "a small step back waits"
+        );
+        assert!(
+            schedule.claim(at(4000.0), every),
+            "a step back of an hour is due"
+        );
+        assert!(!schedule.claim(at(4000.5), every));
+        assert!(schedule.claim(at(4002.0), every));
+    }
+
+    #[test]
+    fn the_recheck_interval_follows_the_backoff_with_a_floor() {
+        assert_eq!(
+            ConnectorConfig::DEFAULT.recheck_every(),
+            Duration::from_secs(2)
+        );
+        let short = ConnectorConfig {
+            backoff_min: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(20),
+            ..ConnectorConfig::DEFAULT
+        };
+        assert_eq!(short.recheck_every(), Duration::from_secs(1));
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub(crate) mod connection;
 mod error;
 mod health;
 pub(crate) mod keys;
+mod recheck;
 mod shared;
 mod source;
 

@@ -50,7 +50,7 @@ impl Shared {
         &self,
         cell: &WindowCell<SLOTS>,
         window: i64,
-        now: Duration,
+        now: ClockReading,
         wait: Wait,
         backoff: Backoff,
     ) -> Result<(), CallError> {
@@ -65,7 +65,7 @@ impl Shared {
             .then(|| window.checked_sub(1))
             .flatten()
             .map(|previous| keys::nonce_key(&self.prefix, &self.label, previous));
-        let ttl_ms = self.ttl_ms(window, now);
+        let ttl_ms = self.ttl_ms(window, now.unix_time());
         let candidate = Nonce::generate();
         self.connector.call(wait, backoff, |connection| {
             // Threads that queued for the connection at a window change find the work done
@@ -82,6 +82,12 @@ impl Shared {
                 previous_key.as_deref(),
             )?;
             store(cell, window, value);
+            // A fetch of the current window is a re-read too (the same `SET NX` then `GET`):
+            // the next one is due an interval later. Armed while the connection is still held,
+            // so threads that queued behind this one do not re-read at once.
+            if cell.read().window == window {
+                self.arm_recheck(now);
+            }
             if let (Some(previous), Some(before)) = (previous, window.checked_sub(1)) {
                 store(cell, before, previous);
             }
@@ -91,7 +97,7 @@ impl Shared {
 
     /// Milliseconds the key of `window` must live: until no replica can accept the value any
     /// more (the end of `window + 1`), plus one interval for clocks that lag.
-    fn ttl_ms(&self, window: i64, now: Duration) -> i64 {
+    pub(super) fn ttl_ms(&self, window: i64, now: Duration) -> i64 {
         let until = self
             .rotation
             .window_start(window.saturating_add(2))
@@ -107,7 +113,7 @@ impl Shared {
         &self,
         cell: &WindowCell<SLOTS>,
         slots: Slots<SLOTS>,
-        now: Duration,
+        now: ClockReading,
     ) -> Slots<SLOTS> {
         let window = slots.window;
         // A window below the floor (the clock stepped back) is never fetched: its value may
@@ -165,9 +171,8 @@ impl Policy<SLOTS> for Shared {
         slots: Slots<SLOTS>,
         now: ClockReading,
     ) -> Slots<SLOTS> {
-        let at = now.unix_time();
         if is_empty(&slots.values[Self::CURRENT]) {
-            return self.fill_current(cell, slots, at);
+            return self.fill_current(cell, slots, now);
         }
         if is_empty(&slots.values[Self::NEXT]) {
             let prefetch_from = slots.end.saturating_sub(cell.lead());
@@ -177,10 +182,17 @@ impl Policy<SLOTS> for Shared {
                 && let Some(next) = slots.window.checked_add(1)
             {
                 // Best effort: never waits for another thread, never during a back-off.
-                let _ = self.fetch(cell, next, at, Wait::No, Backoff::Respect);
+                let _ = self.fetch(cell, next, now, Wait::No, Backoff::Respect);
             }
         }
-        slots
+        self.recheck_if_due(cell, now, slots)
+    }
+
+    /// A re-read of the current value is due.
+    #[inline]
+    fn due(&self, now: &ClockReading) -> bool {
+        let every = self.connector.config().recheck_every();
+        self.connector.recheck.is_due(*now, every)
     }
 }
 

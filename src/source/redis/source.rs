@@ -28,7 +28,8 @@ use crate::source::{NonceCheck, NonceSource};
 /// A window's value never changes, so each replica caches the current, previous and next values
 /// in a lock-free cell (the same one the in-memory source uses: readers write no shared memory).
 /// [`check`](NonceSource::check) and [`issue`](NonceSource::issue) read that cell; they reach
-/// for Redis only to fill a slot that is empty:
+/// for Redis only to fill a slot that is empty, and to re-read the current value every couple
+/// of seconds (see "When Redis loses its data" below):
 ///
 /// - **prefetch**: during the last [`lead`](super::RedisNonceSourceBuilder::lead) of a window
 ///   (default: 5 s, or a quarter of the interval if shorter), one call fetches the next window's
@@ -38,9 +39,10 @@ use crate::source::{NonceCheck, NonceSource};
 /// - **window change without a prefetched value** (no traffic during the lead, or Redis failed):
 ///   the first call of the new window fetches the value, and calls arriving meanwhile wait for it.
 ///
-/// So a replica makes at most two round trips per window (two or three commands each), whatever
-/// its request rate; call [`refresh`](Self::refresh) from a periodic task (say every few
-/// seconds) and request threads practically never make one.
+/// So a replica makes at most two round trips per window (two or three commands each) for its
+/// values, plus one re-read per [`recheck_interval`](Self::recheck_interval) (see below),
+/// whatever its request rate; call [`refresh`](Self::refresh) from a periodic task (say every
+/// second) and request threads practically never make one.
 ///
 /// # When a call blocks, and for how long at most
 ///
@@ -50,7 +52,9 @@ use crate::source::{NonceCheck, NonceSource};
 /// connection for at most one more budget, then serves the fallback. Against a server that
 /// refuses connections at once (a stopped Redis on a reachable host or socket), a failing call
 /// returns in well under a millisecond. Host name resolution in the `redis` crate is not bounded;
-/// give an IP address or a unix socket if that matters.
+/// give an IP address or a unix socket if that matters. The prefetch and the re-read below
+/// never wait for the connection, but the request that makes one spends its round trip: at
+/// most one call budget when Redis hangs, and the failure then starts the back-off.
 ///
 /// # When Redis is down
 ///
@@ -71,11 +75,41 @@ use crate::source::{NonceCheck, NonceSource};
 ///   first call after at most one back-off maximum (2 s by default), and at the latest at its
 ///   first call in the next window. From then on it hands out the shared value; a client still
 ///   holding the fallback is accepted once more with the shared value in the answer
-///   ([`NonceCheck::Previous`], RFC 9449 §8.2). A Redis that lost its data on restart simply
-///   gets a new value for the current window from the first replica that asks.
+///   ([`NonceCheck::Previous`], RFC 9449 §8.2).
 ///
-/// A value found in Redis that is not a nonce this crate could have made (wrong length or
-/// characters) is treated as a failure, never accepted.
+/// A value found in Redis that is not exactly what this crate writes (43 characters of
+/// canonical unpadded base64url, as [`Nonce::generate`] makes them) is a failed call like an
+/// outage, never a nonce: not handed out, not accepted, and [`health`](Self::health) shows it.
+///
+/// # When Redis loses its data: a re-read every couple of seconds
+///
+/// A Redis restarted without persistence (or flushed, or evicting keys) forgets the window's
+/// value while replicas still cache it. A replica that fetches afterwards (a new one, say)
+/// stores a new value, and a client sent back and forth between the two would be refused on
+/// every request until the next window. So each replica re-reads the current window's key
+/// every [`recheck_interval`](Self::recheck_interval) (the back-off maximum, and at least one
+/// second: 2 s by default), with the same `SET NX` then `GET`, offering the value it cached:
+///
+/// - If the key is gone, the first replica to re-read puts its value back, and every replica,
+///   new ones included, settles on the value the old replicas already hand out: clients notice
+///   nothing. This is why the re-read writes rather than only reads: with reads alone, old
+///   replicas would keep their value and the first new one would impose another.
+/// - If another value got there first, the replica moves over to it (every replica ends up on
+///   the one value in Redis) and keeps accepting the value it had as a previous value: accepted
+///   with the new one in the answer (RFC 9449 §8.2), until its next window ends.
+///
+/// [`refresh`](Self::refresh) always re-reads. On the request path, a re-read is due once the
+/// interval has passed on the source's clock since the last one, and runs in the first call
+/// that leaves the steady path (a check that the current and previous values do not decide,
+/// which is what a client caught between two values brings, or an issue at a window change),
+/// as a non-blocking try like the prefetch: one thread at a time, never waiting for the
+/// connection, never during a back-off. A check that accepts a claim in steady state makes no
+/// Redis call. A claim is compared after the re-read, so the first client to bring the other
+/// value is accepted at once.
+///
+/// So once Redis answers again, a client going back and forth between replicas is refused for
+/// at most about one recheck interval (2 s with the defaults, whether Redis was flushed or
+/// restarted empty), even without `refresh`.
 ///
 /// # Clocks
 ///
@@ -132,6 +166,23 @@ impl<C: Clock> RedisNonceSource<C> {
         self.engine.policy().connector.health()
     }
 
+    /// When a call to Redis last succeeded (any call: a fetch, a prefetch, a re-read or a
+    /// [`refresh`](Self::refresh)); `None` if none has yet. Does not call Redis.
+    ///
+    /// In steady state a check makes no Redis call, so [`health`](Self::health) alone can stay
+    /// green long after Redis died. Call [`refresh`](Self::refresh) every few seconds from a
+    /// background task (it always makes one round trip) and report unhealthy when the last
+    /// contact is older than a few refresh periods; see [`Health`] for an example.
+    pub fn last_contact(&self) -> Option<std::time::Instant> {
+        self.engine.policy().connector.last_contact()
+    }
+
+    /// How often the current window's value is re-read from Redis (see "When Redis loses its
+    /// data" above): the back-off maximum, and at least one second. 2 s by default.
+    pub fn recheck_interval(&self) -> std::time::Duration {
+        self.engine.policy().connector.config().recheck_every()
+    }
+
     /// `true` when the last Redis call succeeded. One atomic load.
     pub fn is_healthy(&self) -> bool {
         self.engine.policy().connector.is_healthy()
@@ -147,12 +198,16 @@ impl<C: Clock> RedisNonceSource<C> {
                 .contains(slots.window, self.clock().unix_time())
     }
 
-    /// Fetches whatever is missing for the current and the next window, ignoring the back-off,
-    /// and waiting at most one call budget for the connection. Call it from a periodic task (a
-    /// few times per window) so that request threads never wait for Redis; it also keeps
-    /// [`health`](Self::health) fresh while Redis is down.
+    /// Fetches whatever is missing for the current and the next window, and otherwise re-reads
+    /// the current window's value (see "When Redis loses its data" above), ignoring the
+    /// back-off and waiting at most one call budget for the connection. Call it from a periodic
+    /// task (every second or few) so that request threads never wait for Redis and replicas
+    /// agree again quickly after Redis lost its data.
     ///
-    /// Makes no Redis call when both values are already cached.
+    /// Always makes at least one round trip, so its outcome is a fresh probe of Redis:
+    /// [`health`](Self::health) and [`last_contact`](Self::last_contact) are up to date after
+    /// each call, and an endpoint built on them reports an outage within one refresh period
+    /// (see [`Health`] for how to wire one).
     ///
     /// # Errors
     ///
@@ -164,10 +219,16 @@ impl<C: Clock> RedisNonceSource<C> {
             return Ok(());
         };
         let shared = self.engine.policy();
-        let now = self.clock().unix_time();
-        if is_empty(&slots.values[Shared::CURRENT]) && slots.window >= cell.floor() {
+        let now = self.clock().read();
+        if is_empty(&slots.values[Shared::CURRENT]) {
+            if slots.window >= cell.floor() {
+                shared
+                    .fetch(cell, slots.window, now, Wait::Bounded, Backoff::Ignore)
+                    .map_err(public_error)?;
+            }
+        } else {
             shared
-                .fetch(cell, slots.window, now, Wait::Bounded, Backoff::Ignore)
+                .recheck_now(cell, &slots, now)
                 .map_err(public_error)?;
         }
         let slots = cell.read();
@@ -192,7 +253,7 @@ impl<C: Clock> RedisNonceSource<C> {
             .fetch(
                 cell,
                 window,
-                self.clock().unix_time(),
+                self.clock().read(),
                 Wait::Bounded,
                 Backoff::Ignore,
             )
