@@ -10,7 +10,7 @@ use time::{Duration, OffsetDateTime};
 
 mod reading;
 
-pub use reading::ClockReading;
+pub(crate) use reading::ClockReading;
 use reading::unix_time_of;
 
 /// A source of wall-clock time.
@@ -35,19 +35,10 @@ pub trait Clock: Send + Sync + Debug {
     /// Time elapsed since 1970-01-01T00:00:00Z (negative before it).
     fn unix_time(&self) -> Duration;
 
-    /// Reads the clock, for comparing with window bounds afterwards (see [`ClockReading`]).
-    ///
-    /// Nonce sources call this on every check, so it is on the hot path. The provided
-    /// implementation wraps [`unix_time`](Clock::unix_time); [`SystemClock`] overrides it to
-    /// keep the `SystemTime`, which skips a conversion that costs more than the rest of a check.
-    ///
-    /// ```
-    /// use dpop_nonce::{Clock, ManualClock};
-    /// use time::Duration;
-    ///
-    /// let clock = ManualClock::at_unix(Duration::seconds(15));
-    /// assert_eq!(clock.read().unix_time(), Duration::seconds(15));
-    /// ```
+    /// Reads the clock for the nonce sources' hot path. Internal: its return type cannot be
+    /// named outside the crate, so there is nothing to override it with; implement
+    /// [`unix_time`](Clock::unix_time) instead.
+    #[doc(hidden)]
     #[inline]
     fn read(&self) -> ClockReading {
         ClockReading::since_epoch(self.unix_time())

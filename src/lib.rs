@@ -62,11 +62,14 @@ mod rotation;
 mod source;
 mod validator;
 
-pub use clock::{Clock, ClockReading, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ConfigError, NonceError, RenderError};
-pub use nonce::{Nonce, is_nqchar};
+pub use nonce::Nonce;
 pub use rotation::Rotation;
 pub use source::{InMemoryNonceSource, InMemoryNonceSourceBuilder, NonceCheck, NonceSource};
+/// The `time` crate, whose [`Duration`](time::Duration) every interval and lifetime of this
+/// crate's API takes.
+pub use time;
 pub use validator::{Accepted, NonceValidator, RejectReason, Requirement, UseDpopNonce};
 
 #[cfg(feature = "axum")]

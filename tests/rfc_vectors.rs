@@ -274,7 +274,6 @@ fn every_byte_value_is_classified_as_the_grammar_says() {
     for byte in 0u8..=255 {
         let expected =
             byte == 0x21 || (0x23..=0x5b).contains(&byte) || (0x5d..=0x7e).contains(&byte);
-        assert_eq!(dpop_nonce::is_nqchar(byte), expected, "byte {byte:#04x}");
         if byte.is_ascii() {
             let text = char::from(byte).to_string();
             assert_eq!(Nonce::parse(&text).is_ok(), expected, "byte {byte:#04x}");

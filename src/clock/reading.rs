@@ -1,4 +1,5 @@
-//! [`ClockReading`]: one reading of a clock, compared with window bounds afterwards.
+//! `ClockReading`: one reading of a clock, compared with window bounds afterwards. Internal: the
+//! sources' hot path, not part of the public API.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,17 +16,8 @@ use time::Duration;
 /// costs one addition and no conversion of the reading into a `Duration` (which costs more than
 /// the rest of a check).
 ///
-/// ```
-/// use dpop_nonce::{Clock, ClockReading, ManualClock};
-/// use time::Duration;
-///
-/// let clock = ManualClock::at_unix(Duration::seconds(15));
-/// let now: ClockReading = clock.read();
-/// assert!(now.has_reached(Duration::seconds(15)));
-/// assert!(!now.has_reached(Duration::seconds(16)));
-/// let marks = [Duration::seconds(10), Duration::seconds(15), Duration::seconds(20)];
-/// assert_eq!(now.marks_reached(&marks), 2);
-/// ```
+/// The type is reachable from [`Clock`](crate::Clock)'s hidden `read` method only, and cannot be
+/// named or built outside the crate.
 #[derive(Debug, Clone, Copy)]
 pub struct ClockReading(Reading);
 
@@ -37,18 +29,18 @@ enum Reading {
 
 impl ClockReading {
     /// A reading of `since_epoch` after the UNIX epoch (negative before it).
-    pub const fn since_epoch(since_epoch: Duration) -> Self {
+    pub(crate) const fn since_epoch(since_epoch: Duration) -> Self {
         Self(Reading::SinceEpoch(since_epoch))
     }
 
     /// A reading of a `SystemTime`, kept as it is.
-    pub const fn system(at: SystemTime) -> Self {
+    pub(crate) const fn system(at: SystemTime) -> Self {
         Self(Reading::System(at))
     }
 
     /// The reading as time since the UNIX epoch (negative before it), saturating at the bounds
     /// of [`Duration`].
-    pub fn unix_time(&self) -> Duration {
+    pub(crate) fn unix_time(&self) -> Duration {
         match self.0 {
             Reading::SinceEpoch(since) => since,
             Reading::System(at) => unix_time_of(at),
@@ -57,7 +49,7 @@ impl ClockReading {
 
     /// Whether the clock had reached `mark` (time since the UNIX epoch) when it was read.
     #[inline]
-    pub fn has_reached(&self, mark: Duration) -> bool {
+    pub(crate) fn has_reached(&self, mark: Duration) -> bool {
         match self.0 {
             Reading::SinceEpoch(now) => mark <= now,
             Reading::System(now) => match std::time::Duration::try_from(mark) {
@@ -75,7 +67,7 @@ impl ClockReading {
     /// How many of `marks` the clock had reached when it was read. With marks in ascending
     /// order: `0` when it read before the first, `marks.len()` at or after the last.
     #[inline]
-    pub fn marks_reached(&self, marks: &[Duration]) -> usize {
+    pub(crate) fn marks_reached(&self, marks: &[Duration]) -> usize {
         marks.iter().filter(|&&mark| self.has_reached(mark)).count()
     }
 }

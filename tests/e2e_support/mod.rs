@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dpop_nonce::client::{NonceAdvice, NonceStore, Origin};
-use dpop_nonce::is_nqchar;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
@@ -158,7 +157,10 @@ pub async fn send(addr: SocketAddr, request: Request<Full<Bytes>>) -> Reply {
     if let Some(nonce) = nonces.first() {
         let bytes = nonce.as_bytes();
         assert!(
-            !bytes.is_empty() && bytes.iter().all(|&b| is_nqchar(b)),
+            nonce
+                .to_str()
+                .is_ok_and(|text| dpop_nonce::Nonce::parse(text).is_ok())
+                && !bytes.is_empty(),
             "DPoP-Nonce is not 1*NQCHAR: {nonce:?}"
         );
         let cache_control = reply

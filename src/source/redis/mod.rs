@@ -44,3 +44,6 @@ pub use builder::RedisNonceSourceBuilder;
 pub use error::RedisSourceError;
 pub use health::Health;
 pub use source::RedisNonceSource;
+
+/// The `redis` crate's client, which the Redis builders take.
+pub use ::redis::Client;
