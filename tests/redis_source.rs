@@ -548,3 +548,67 @@ fn only_values_this_crate_writes_are_taken_from_redis() {
         assert!(replica.is_serving_fallback(), "{planted:?}");
     }
 }
+
+#[test]
+fn the_next_window_s_value_counts_only_within_the_lead() {
+    let Some(server) =
+        RedisServer::start_or_skip("the_next_window_s_value_counts_only_within_the_lead")
+    else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::at_unix(MID_WINDOW));
+    let replica = source(&server, "as", &clock);
+    // `refresh` fetches the next window's value ahead, mid-window.
+    replica.refresh().expect("Redis answers");
+    let ahead = Arc::new(ManualClock::at_unix(MID_WINDOW + ROTATION));
+    let next = source(&server, "as", &ahead).issue();
+    assert_eq!(
+        replica.check(next.as_str()),
+        NonceCheck::Unknown,
+        "a whole window early"
+    );
+    // 20 s into a one-minute window with a 5 s lead: the lead starts 35 s later.
+    clock.advance(Duration::seconds(34));
+    assert_eq!(replica.check(next.as_str()), NonceCheck::Unknown);
+    clock.advance(Duration::seconds(1));
+    assert_eq!(replica.check(next.as_str()), NonceCheck::Current);
+    assert_eq!(
+        replica.max_nonce_lifetime(),
+        ROTATION * 2 + replica.lead(),
+        "the lead is part of the lifetime"
+    );
+}
+
+#[test]
+fn a_step_back_never_brings_back_a_value_still_in_redis() {
+    let Some(server) =
+        RedisServer::start_or_skip("a_step_back_never_brings_back_a_value_still_in_redis")
+    else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::at_unix(MID_WINDOW));
+    let replica = source(&server, "as", &clock);
+    let first = replica.issue();
+    clock.advance(ROTATION * 2);
+    let later = replica.issue();
+    clock.advance(-ROTATION * 2);
+    // The first window's key is still in Redis, and a replica that never saw the later time
+    // still hands it out; this one has been past it, and refuses it.
+    let other_clock = Arc::new(ManualClock::at_unix(MID_WINDOW));
+    assert_eq!(source(&server, "as", &other_clock).issue(), first);
+    assert_eq!(replica.check(first.as_str()), NonceCheck::Unknown);
+    assert_eq!(replica.check(later.as_str()), NonceCheck::Unknown);
+    let own = replica.issue();
+    assert!(own != first && own != later, "a fresh local value");
+    assert_eq!(replica.check(own.as_str()), NonceCheck::Current);
+    assert!(replica.is_serving_fallback());
+    // Rotation goes on every interval, and once the clock is past the latest window seen the
+    // shared values are back.
+    clock.advance(ROTATION);
+    assert_eq!(replica.check(own.as_str()), NonceCheck::Previous);
+    assert_ne!(replica.issue(), own);
+    clock.advance(ROTATION * 2);
+    let shared = replica.issue();
+    assert!(!replica.is_serving_fallback());
+    assert_eq!(source(&server, "as", &clock).issue(), shared);
+}
