@@ -1,13 +1,13 @@
 //! Ratios timed back to back, so that a drift in the machine's speed between two benches does
 //! not enter the ratio.
 //!
-//! On a shared machine, criterion's medians of the *same* operation, taken a minute apart in one
-//! run, can differ by 40 %. So every target ratio is also measured here: in each round, both
-//! sides run `ITERS` calls back to back (in alternating order), and the round gives one ratio;
-//! the result is the median over `ROUNDS` rounds, with the quartiles as its spread.
+//! On a shared machine, criterion's medians of the *same* operation, taken a minute apart, can
+//! differ by 40 %. So every target ratio is also measured here: in each round, both sides run
+//! `ITERS` calls back to back (in alternating order), and the round gives one ratio; the result
+//! is the median over the rounds, with the quartiles as its spread. Each result is written to
+//! `{criterion home}/back-to-back/{key}.json`, where `scripts/bench_report.py` reads it.
 
 use std::hint::black_box;
-use std::sync::Mutex;
 use std::time::Instant;
 
 /// Rounds per ratio of [`measure`]; odd, so the median is one round's ratio.
@@ -17,16 +17,6 @@ const ROUNDS: usize = 301;
 /// that the machine's speed does not change within a round.
 const ITERS: u32 = 4_000;
 
-/// A ratio measured back to back: median, first and third quartile of the per-round ratios.
-#[derive(Debug, Clone, Copy)]
-pub struct Ratio {
-    pub median: f64,
-    pub low: f64,
-    pub high: f64,
-}
-
-static RESULTS: Mutex<Vec<(&'static str, Ratio)>> = Mutex::new(Vec::new());
-
 /// Whether ratios are measured in this run: only in a full run (`cargo bench`), not in the
 /// smoke run of `cargo test --benches`.
 fn enabled() -> bool {
@@ -34,14 +24,14 @@ fn enabled() -> bool {
 }
 
 /// Measures `numerator / denominator` back to back, each side timed over `ITERS` calls, and
-/// records it under `what`.
+/// writes it under `key`.
 pub fn measure<A, B>(
-    what: &'static str,
+    key: &str,
     mut numerator: impl FnMut() -> A,
     mut denominator: impl FnMut() -> B,
 ) {
     measure_timed(
-        what,
+        key,
         ROUNDS,
         || time(&mut numerator),
         || time(&mut denominator),
@@ -49,10 +39,10 @@ pub fn measure<A, B>(
 }
 
 /// Measures `numerator / denominator` back to back over `rounds` rounds, where each side times
-/// itself and returns the time it took (in any unit, the same for both), and records it under
-/// `what`.
+/// itself and returns the time it took (in any unit, the same for both), and writes it under
+/// `key`.
 pub fn measure_timed(
-    what: &'static str,
+    key: &str,
     rounds: usize,
     mut numerator: impl FnMut() -> f64,
     mut denominator: impl FnMut() -> f64,
@@ -82,11 +72,22 @@ pub fn measure_timed(
             .get(((ratios.len() as f64 - 1.0) * q).round() as usize)
             .copied()
     };
-    if let (Some(median), Some(low), Some(high)) = (at(0.5), at(0.25), at(0.75)) {
-        let mut results = RESULTS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        results.push((what, Ratio { median, low, high }));
+    if let (Some(median), Some(q1), Some(q3)) = (at(0.5), at(0.25), at(0.75)) {
+        write(key, median, q1, q3, ratios.len());
+    }
+}
+
+/// Writes one result as a small JSON object; a failure to write is reported, not fatal.
+fn write(key: &str, median: f64, q1: f64, q3: f64, rounds: usize) {
+    let dir = super::criterion_home().join("back-to-back");
+    let json = format!(
+        "{{\"key\":\"{key}\",\"median\":{median},\"q1\":{q1},\"q3\":{q3},\"rounds\":{rounds}}}\n"
+    );
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(dir.join(format!("{key}.json")), json));
+    match written {
+        Ok(()) => println!("back to back {key}: {median:.3} [{q1:.3}, {q3:.3}]"),
+        Err(err) => println!("back to back {key}: {median:.3} (not written: {err})"),
     }
 }
 
@@ -99,15 +100,4 @@ fn time<T>(f: &mut impl FnMut() -> T) -> f64 {
         black_box(f());
     }
     start.elapsed().as_secs_f64()
-}
-
-/// The ratio recorded under `what`, if it was measured.
-pub fn result(what: &str) -> Option<Ratio> {
-    let results = RESULTS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    results
-        .iter()
-        .find(|(name, _)| *name == what)
-        .map(|(_, ratio)| *ratio)
 }
