@@ -33,6 +33,7 @@
 mod builder;
 mod commands;
 pub(crate) mod connection;
+pub(crate) mod endpoint;
 mod error;
 mod health;
 pub(crate) mod keys;
@@ -41,6 +42,7 @@ mod shared;
 mod source;
 
 pub use builder::RedisNonceSourceBuilder;
+pub use endpoint::RedisEndpoint;
 pub use error::RedisSourceError;
 pub use health::Health;
 pub use source::RedisNonceSource;
