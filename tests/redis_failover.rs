@@ -110,9 +110,10 @@ fn before_kill(app: &App) -> Written {
     assert!(app.agree(), "the sources share a nonce before the kill");
     let acked: Vec<ReplayKey> = (0..20).map(|_| random_key()).collect();
     for key in &acked {
+        let outcome = app.waiting.insert(key);
         assert!(
-            matches!(app.waiting.insert(key), Ok(ReplayCheck::Fresh)),
-            "an insert waiting for the in-sync replica succeeds"
+            matches!(outcome, Ok(ReplayCheck::Fresh)),
+            "an insert waiting for the in-sync replica succeeds: {outcome:?}"
         );
     }
     let plain: Vec<ReplayKey> = (0..50).map(|_| random_key()).collect();

@@ -97,6 +97,30 @@ impl Node {
         self.query::<String>(&["INFO", section]).unwrap_or_default()
     }
 
+    /// On a cluster primary: a write to a key it serves (the first of a few names it does not
+    /// answer with `MOVED`), acknowledged by one replica within a second.
+    fn write_acknowledged(&self) -> bool {
+        let Some(mut connection) = self.admin() else {
+            return false;
+        };
+        for n in 0..200 {
+            let written = redis::cmd("SET")
+                .arg(format!("probe-{n}"))
+                .arg(1)
+                .arg("PX")
+                .arg(10_000)
+                .query::<redis::Value>(&mut connection);
+            if written.is_ok() {
+                return redis::cmd("WAIT")
+                    .arg(1)
+                    .arg(1_000)
+                    .query::<i64>(&mut connection)
+                    .is_ok_and(|acked| acked >= 1);
+            }
+        }
+        false
+    }
+
     fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.as_mut()?.try_wait().ok().flatten()
     }
@@ -552,17 +576,18 @@ impl ClusterTopology {
         })
     }
 
-    /// `true` when every replica reports its link to its primary up.
+    /// `true` when every replica reports its link to its primary up, and every primary sees
+    /// a write of its own acknowledged by a replica (`WAIT 1`).
     fn replicas_in_sync(&self) -> bool {
-        let replicas: Vec<&Node> = self
+        let (replicas, primaries): (Vec<&Node>, Vec<&Node>) = self
             .nodes
             .iter()
-            .filter(|node| field(&node.info("replication"), "role") == Some("slave"))
-            .collect();
+            .partition(|node| field(&node.info("replication"), "role") == Some("slave"));
         replicas.len() == 3
             && replicas
                 .iter()
                 .all(|node| field(&node.info("replication"), "master_link_status") == Some("up"))
+            && primaries.iter().all(|node| node.write_acknowledged())
     }
 }
 
