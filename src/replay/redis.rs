@@ -47,6 +47,16 @@ const MAX_CONNECTIONS: usize = 64;
 /// other than `noeviction`), forgets entries, and a proof seen before could then pass again
 /// while its nonce is still accepted. Use persistence (AOF) and `noeviction` where that matters.
 ///
+/// # Failover
+///
+/// On a Sentinel or Cluster [`RedisEndpoint`], an insert that meets a dead primary fails (the
+/// proof is refused) and the next one after the back-off reconnects to the promoted replica.
+/// Replication is asynchronous: an entry the old primary acknowledged but had not yet sent to
+/// its replica is lost with it, and that proof could then pass once more while its nonce is
+/// accepted. [`wait_for_replicas`](RedisReplayCacheBuilder::wait_for_replicas) closes that
+/// window: an insert stands only once enough replicas acknowledged it (Redis `WAIT`), and is
+/// refused otherwise.
+///
 /// # Connections
 ///
 /// The cache keeps a few connections (4 by default, see
