@@ -278,3 +278,35 @@ impl Link {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_constructor_names_its_deployment() {
+        let client = Client::open("redis://127.0.0.1:1").expect("an address");
+        assert_eq!(RedisEndpoint::from(client).deployment(), "standalone");
+        let sentinel = RedisEndpoint::sentinel(["redis://127.0.0.1:2"], "mymaster");
+        assert_eq!(sentinel.map(|e| e.deployment()).ok(), Some("sentinel"));
+        let cluster = RedisEndpoint::cluster(["redis://127.0.0.1:3"]);
+        assert_eq!(cluster.map(|e| e.deployment()).ok(), Some("cluster"));
+    }
+
+    #[test]
+    fn empty_or_bad_lists_are_refused() {
+        assert!(RedisEndpoint::sentinel(Vec::<String>::new(), "mymaster").is_err());
+        assert!(RedisEndpoint::sentinel(["not a url"], "mymaster").is_err());
+        assert!(RedisEndpoint::cluster(["not a url"]).is_err());
+    }
+
+    #[test]
+    fn a_dead_endpoint_fails_within_the_timeouts() {
+        let endpoint = RedisEndpoint::cluster(["redis://127.0.0.1:1"]).expect("an address");
+        let short = Duration::from_millis(100);
+        assert!(endpoint.connect(short, short, short).is_err());
+        let sentinel =
+            RedisEndpoint::sentinel(["redis://127.0.0.1:1"], "mymaster").expect("an address");
+        assert!(sentinel.connect(short, short, short).is_err());
+    }
+}
