@@ -39,7 +39,8 @@ impl ClockReading {
     }
 
     /// The reading as time since the UNIX epoch (negative before it), saturating at the bounds
-    /// of [`Duration`].
+    /// of [`Duration`]. Only the Redis source needs it.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn unix_time(&self) -> Duration {
         match self.0 {
             Reading::SinceEpoch(since) => since,

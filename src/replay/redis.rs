@@ -4,15 +4,19 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use redis::{Client, Value};
+use redis::Value;
 use time::Duration;
 
 use crate::error::ConfigError;
 use crate::replay::{ReplayCache, ReplayCheck, ReplayError, ReplayKey};
 use crate::source::NonceSource;
-use crate::source::redis::Health;
 use crate::source::redis::connection::{Backoff, CallError, Connector, ConnectorConfig, Wait};
 use crate::source::redis::keys;
+use crate::source::redis::{Health, RedisEndpoint};
+
+use self::replicated::WaitForReplicas;
+
+mod replicated;
 
 /// Connections opened by default: enough for a few request threads to insert at once.
 const DEFAULT_CONNECTIONS: usize = 4;
@@ -43,6 +47,16 @@ const MAX_CONNECTIONS: usize = 64;
 /// other than `noeviction`), forgets entries, and a proof seen before could then pass again
 /// while its nonce is still accepted. Use persistence (AOF) and `noeviction` where that matters.
 ///
+/// # Failover
+///
+/// On a Sentinel or Cluster [`RedisEndpoint`], an insert that meets a dead primary fails (the
+/// proof is refused) and the next one after the back-off reconnects to the promoted replica.
+/// Replication is asynchronous: an entry the old primary acknowledged but had not yet sent to
+/// its replica is lost with it, and that proof could then pass once more while its nonce is
+/// accepted. [`wait_for_replicas`](RedisReplayCacheBuilder::wait_for_replicas) closes that
+/// window: an insert stands only once enough replicas acknowledged it (Redis `WAIT`), and is
+/// refused otherwise.
+///
 /// # Connections
 ///
 /// The cache keeps a few connections (4 by default, see
@@ -67,6 +81,7 @@ const MAX_CONNECTIONS: usize = 64;
 /// ```
 pub struct RedisReplayCache {
     connections: Box<[Connector]>,
+    wait: Option<WaitForReplicas>,
     next: AtomicUsize,
     prefix: String,
     lifetime: Duration,
@@ -74,11 +89,16 @@ pub struct RedisReplayCache {
 }
 
 impl RedisReplayCache {
-    /// A builder for a cache on `client`'s server whose entries live `lifetime` (the longest
+    /// A builder for a cache on `endpoint` (a `redis::Client` for one server, or a
+    /// [`RedisEndpoint`] for Sentinel or Cluster) whose entries live `lifetime` (the longest
     /// time a nonce is accepted).
-    pub fn builder(client: Client, lifetime: Duration) -> RedisReplayCacheBuilder {
+    pub fn builder(
+        endpoint: impl Into<RedisEndpoint>,
+        lifetime: Duration,
+    ) -> RedisReplayCacheBuilder {
         RedisReplayCacheBuilder {
-            client,
+            endpoint: endpoint.into(),
+            wait: None,
             lifetime,
             prefix: keys::DEFAULT_PREFIX.to_owned(),
             connections: DEFAULT_CONNECTIONS,
@@ -88,8 +108,11 @@ impl RedisReplayCache {
 
     /// A builder for a cache on `client`'s server whose entries live as long as the nonces of
     /// `source` are accepted ([`NonceSource::max_nonce_lifetime`]).
-    pub fn for_source(client: Client, source: &impl NonceSource) -> RedisReplayCacheBuilder {
-        Self::builder(client, source.max_nonce_lifetime())
+    pub fn for_source(
+        endpoint: impl Into<RedisEndpoint>,
+        source: &impl NonceSource,
+    ) -> RedisReplayCacheBuilder {
+        Self::builder(endpoint, source.max_nonce_lifetime())
     }
 
     /// How long entries live.
@@ -152,16 +175,13 @@ impl ReplayCache for RedisReplayCache {
         };
         let redis_key = self.redis_key(key);
         let outcome = connector.call(Wait::Bounded, Backoff::Respect, |connection| {
-            redis::cmd("SET")
-                .arg(&redis_key)
-                .arg(1)
-                .arg("NX")
-                .arg("PX")
-                .arg(self.lifetime_ms)
-                .query::<Value>(connection)
+            replicated::set_nx(connection, &redis_key, self.lifetime_ms, self.wait.as_ref())
         });
         match outcome {
-            Ok(reply) => classify(&reply),
+            Ok((reply, acked)) => {
+                let check = classify(&reply)?;
+                replicated::enough(check, acked, self.wait.as_ref())
+            }
             Err(CallError::Busy) => Err(ReplayError::unavailable(
                 "the Redis connection stayed busy for longer than the call budget",
             )),
@@ -194,6 +214,7 @@ impl fmt::Debug for RedisReplayCache {
         f.debug_struct("RedisReplayCache")
             .field("prefix", &self.prefix)
             .field("lifetime", &self.lifetime)
+            .field("wait", &self.wait)
             .field("connections", &self.connections)
             .finish_non_exhaustive()
     }
@@ -202,7 +223,8 @@ impl fmt::Debug for RedisReplayCache {
 /// Builds a [`RedisReplayCache`]; see [`RedisReplayCache::builder`].
 #[must_use]
 pub struct RedisReplayCacheBuilder {
-    client: Client,
+    endpoint: RedisEndpoint,
+    wait: Option<WaitForReplicas>,
     lifetime: Duration,
     prefix: String,
     connections: usize,
@@ -224,6 +246,24 @@ impl RedisReplayCacheBuilder {
     }
 
     crate::source::redis::connection::connector_setters!();
+
+    /// After each insert, waits until at least `replicas` replicas acknowledged it (Redis
+    /// `WAIT replicas timeout`, in the same round trip on one server or a Sentinel primary, on
+    /// the key's primary in a cluster), at most `timeout`. Fewer acknowledgements in time refuse
+    /// the proof ([`ReplayError::Unavailable`]): an entry that only the primary holds could be
+    /// lost by a failover, and the proof then pass again. Off by default.
+    ///
+    /// Each insert then takes a replication round trip more, and up to `timeout` more when a
+    /// replica is slow or gone; reads wait up to `io_timeout + timeout`. `replicas` must be 1
+    /// or more, and `timeout` at least one millisecond (`WAIT 0`, which blocks without a limit,
+    /// cannot be configured).
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait = Some(WaitForReplicas {
+            replicas,
+            timeout_ms: i64::try_from(timeout.whole_milliseconds().max(0)).unwrap_or(i64::MAX),
+        });
+        self
+    }
 
     /// Builds the cache. Makes no Redis call: connections open on first use.
     ///
@@ -258,11 +298,16 @@ impl RedisReplayCacheBuilder {
             });
         }
         self.connector.validate()?;
+        let mut connector = self.connector;
+        if let Some(wait) = &self.wait {
+            connector.read_slack = wait.check()?;
+        }
         let connections = (0..self.connections)
-            .map(|_| Connector::new(self.client.clone(), self.connector))
+            .map(|_| Connector::new(self.endpoint.clone(), connector))
             .collect();
         Ok(RedisReplayCache {
             connections,
+            wait: self.wait,
             next: AtomicUsize::new(0),
             prefix: self.prefix,
             lifetime: self.lifetime,
@@ -274,8 +319,9 @@ impl RedisReplayCacheBuilder {
 impl fmt::Debug for RedisReplayCacheBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisReplayCacheBuilder")
-            .field("server", &self.client.get_connection_info().addr())
+            .field("endpoint", &self.endpoint)
             .field("lifetime", &self.lifetime)
+            .field("wait", &self.wait)
             .field("prefix", &self.prefix)
             .field("connections", &self.connections)
             .field("connector", &self.connector)
@@ -335,7 +381,7 @@ mod tests {
 
     #[test]
     fn a_lifetime_with_a_fraction_of_a_millisecond_is_rounded_up() {
-        let client = Client::open("redis://127.0.0.1:1").unwrap();
+        let client = redis::Client::open("redis://127.0.0.1:1").unwrap();
         let cache = RedisReplayCache::builder(client.clone(), Duration::microseconds(1_500))
             .build()
             .unwrap();

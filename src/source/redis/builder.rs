@@ -3,10 +3,10 @@
 use std::fmt;
 use std::sync::atomic::AtomicI64;
 
-use redis::Client;
 use time::Duration;
 
 use super::connection::{Connector, ConnectorConfig};
+use super::endpoint::RedisEndpoint;
 use super::error::RedisSourceError;
 use super::keys;
 use super::shared::Shared;
@@ -20,12 +20,16 @@ use crate::source::engine::Engine;
 const MIN_ROTATION: Duration = Duration::SECOND;
 
 impl RedisNonceSource<SystemClock> {
-    /// A builder for a source on `client`'s server, for the server named `label` (for example
+    /// A builder for a source on `endpoint` (a `redis::Client` for one server, or a
+    /// [`RedisEndpoint`] for Sentinel or Cluster), for the server named `label` (for example
     /// `"as"` and `"rs"`, or a short name per API). Sources with different labels, or different
     /// [prefixes](RedisNonceSourceBuilder::prefix), never accept each other's nonces.
-    pub fn builder(client: Client, label: impl Into<String>) -> RedisNonceSourceBuilder {
+    pub fn builder(
+        endpoint: impl Into<RedisEndpoint>,
+        label: impl Into<String>,
+    ) -> RedisNonceSourceBuilder {
         RedisNonceSourceBuilder {
-            client,
+            endpoint: endpoint.into(),
             label: label.into(),
             prefix: keys::DEFAULT_PREFIX.to_owned(),
             rotation: Rotation::DEFAULT.interval(),
@@ -53,7 +57,7 @@ impl RedisNonceSource<SystemClock> {
 /// ```
 #[must_use]
 pub struct RedisNonceSourceBuilder<C = SystemClock> {
-    client: Client,
+    endpoint: RedisEndpoint,
     label: String,
     prefix: String,
     rotation: Duration,
@@ -89,7 +93,7 @@ impl<C: Clock> RedisNonceSourceBuilder<C> {
     /// Sets the clock (default [`SystemClock`]).
     pub fn clock<D: Clock>(self, clock: D) -> RedisNonceSourceBuilder<D> {
         RedisNonceSourceBuilder {
-            client: self.client,
+            endpoint: self.endpoint,
             label: self.label,
             prefix: self.prefix,
             rotation: self.rotation,
@@ -146,7 +150,7 @@ impl<C: Clock> RedisNonceSourceBuilder<C> {
             rotation,
             prefix: self.prefix,
             label: self.label,
-            connector: Connector::new(self.client, self.connector),
+            connector: Connector::new(self.endpoint, self.connector),
             forced_window: AtomicI64::new(i64::MIN),
         };
         Ok(RedisNonceSource {
@@ -158,7 +162,7 @@ impl<C: Clock> RedisNonceSourceBuilder<C> {
 impl<C: fmt::Debug> fmt::Debug for RedisNonceSourceBuilder<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisNonceSourceBuilder")
-            .field("server", &self.client.get_connection_info().addr())
+            .field("endpoint", &self.endpoint)
             .field("label", &self.label)
             .field("prefix", &self.prefix)
             .field("rotation", &self.rotation)

@@ -3,7 +3,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use redis::{Connection, ErrorKind, RedisError, RedisResult, Value};
+use redis::{ErrorKind, RedisError, RedisResult, Value};
+
+use super::endpoint::Link;
 
 use crate::nonce::Nonce;
 use crate::source::engine::{Packed, pack_nonce};
@@ -16,28 +18,46 @@ pub(super) const MAX_TTL_MS: i64 = 1 << 50;
 
 /// `SET key candidate NX PX ttl` then `GET key` (and `GET previous`) in one pipeline. Works on
 /// every Redis version since 2.6.12: a value, once set, never changes, so the `GET` returns the
-/// winner whoever it was.
+/// winner whoever it was. In a cluster, the cluster client's pipeline sends each command to the
+/// node of its key's slot (the two windows' keys may live on different nodes); every command is
+/// single-key, so nothing needs the pipeline to be atomic.
 pub(super) fn set_and_get(
-    connection: &mut Connection,
+    connection: &mut Link,
     key: &str,
     candidate: &Nonce,
     ttl_ms: i64,
     previous_key: Option<&str>,
 ) -> RedisResult<(Packed, Option<Packed>)> {
-    let mut pipe = redis::pipe();
-    pipe.cmd("SET")
-        .arg(key)
-        .arg(candidate.as_str())
-        .arg("NX")
-        .arg("PX")
-        .arg(ttl_ms)
-        .ignore()
-        .cmd("GET")
-        .arg(key);
-    if let Some(previous_key) = previous_key {
-        pipe.cmd("GET").arg(previous_key);
+    /// The same commands, on a plain or a cluster pipeline.
+    macro_rules! commands {
+        ($pipe:ident) => {{
+            $pipe
+                .cmd("SET")
+                .arg(key)
+                .arg(candidate.as_str())
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .ignore()
+                .cmd("GET")
+                .arg(key);
+            if let Some(previous_key) = previous_key {
+                $pipe.cmd("GET").arg(previous_key);
+            }
+        }};
     }
-    let replies: Vec<Value> = pipe.query(connection)?;
+    let replies: Vec<Value> = match connection {
+        Link::Single(connection) => {
+            let mut pipe = redis::pipe();
+            commands!(pipe);
+            pipe.query(connection)?
+        }
+        Link::Cluster(connection) => {
+            let mut pipe = redis::cluster::cluster_pipe();
+            commands!(pipe);
+            pipe.query(connection.as_mut())?
+        }
+    };
     let mut replies = replies.into_iter();
     let value = match replies.next() {
         Some(Value::Nil) => {

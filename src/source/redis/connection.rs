@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use redis::{Client, Connection, RedisError, RedisResult};
+use redis::{RedisError, RedisResult};
 
+use super::endpoint::{Link, RedisEndpoint};
 use super::health::Health;
 use crate::clock::ClockReading;
 use crate::error::ConfigError;
@@ -22,6 +23,9 @@ pub(crate) struct ConnectorConfig {
     pub(crate) io_timeout: Duration,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
+    /// Added to `io_timeout` for reads only: the longest a command may block on the server
+    /// (the replay cache's `WAIT`). Zero by default.
+    pub(crate) read_slack: Duration,
 }
 
 impl ConnectorConfig {
@@ -30,6 +34,7 @@ impl ConnectorConfig {
         io_timeout: Duration::from_millis(100),
         backoff_min: Duration::from_millis(100),
         backoff_max: Duration::from_secs(2),
+        read_slack: Duration::ZERO,
     };
 
     /// Rejects zero timeouts (which the standard library refuses as socket timeouts) and a
@@ -60,6 +65,12 @@ impl ConnectorConfig {
     pub(crate) fn call_budget(&self) -> Duration {
         self.connect_timeout
             .saturating_add(self.io_timeout.saturating_mul(4))
+            .saturating_add(self.read_slack.saturating_mul(2))
+    }
+
+    /// The read timeout of a connection: `io_timeout` plus the read slack.
+    pub(crate) fn read_timeout(&self) -> Duration {
+        self.io_timeout.saturating_add(self.read_slack)
     }
 }
 
@@ -133,9 +144,9 @@ pub(crate) enum CallError {
 
 /// A lazily (re)connected Redis connection, reused across calls.
 pub(crate) struct Connector {
-    client: Client,
+    endpoint: RedisEndpoint,
     config: ConnectorConfig,
-    connection: Mutex<Option<Connection>>,
+    connection: Mutex<Option<Link>>,
     /// Reference point for the monotonic times below.
     epoch: Instant,
     /// Nanoseconds after `epoch` before which calls that respect the back-off fail fast.
@@ -151,9 +162,9 @@ pub(crate) struct Connector {
 }
 
 impl Connector {
-    pub(crate) fn new(client: Client, config: ConnectorConfig) -> Self {
+    pub(crate) fn new(endpoint: RedisEndpoint, config: ConnectorConfig) -> Self {
         Self {
-            client,
+            endpoint,
             config,
             connection: Mutex::new(None),
             epoch: Instant::now(),
@@ -215,7 +226,7 @@ impl Connector {
         &self,
         wait: Wait,
         backoff: Backoff,
-        mut op: impl FnMut(&mut Connection) -> RedisResult<T>,
+        mut op: impl FnMut(&mut Link) -> RedisResult<T>,
     ) -> Result<T, CallError> {
         if backoff == Backoff::Respect && self.backing_off() {
             return Err(CallError::BackingOff);
@@ -247,8 +258,8 @@ impl Connector {
 
     fn call_locked<T>(
         &self,
-        slot: &mut Option<Connection>,
-        op: &mut impl FnMut(&mut Connection) -> RedisResult<T>,
+        slot: &mut Option<Link>,
+        op: &mut impl FnMut(&mut Link) -> RedisResult<T>,
     ) -> RedisResult<T> {
         if let Some(connection) = slot.as_mut() {
             match op(connection) {
@@ -267,13 +278,12 @@ impl Connector {
         Ok(value)
     }
 
-    fn connect(&self) -> RedisResult<Connection> {
-        let connection = self
-            .client
-            .get_connection_with_timeout(self.config.connect_timeout)?;
-        connection.set_read_timeout(Some(self.config.io_timeout))?;
-        connection.set_write_timeout(Some(self.config.io_timeout))?;
-        Ok(connection)
+    fn connect(&self) -> RedisResult<Link> {
+        self.endpoint.connect(
+            self.config.connect_timeout,
+            self.config.io_timeout,
+            self.config.read_timeout(),
+        )
     }
 
     fn record_success(&self) {
@@ -307,7 +317,7 @@ impl Connector {
 impl std::fmt::Debug for Connector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connector")
-            .field("server", &self.client.get_connection_info().addr())
+            .field("endpoint", &self.endpoint)
             .field("config", &self.config)
             .field("healthy", &self.is_healthy())
             .finish_non_exhaustive()

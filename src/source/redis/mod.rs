@@ -9,11 +9,17 @@
 //!   the proof".
 //! - [`Health`]: what the last Redis call gave, for health checks and metrics.
 //!
+//! - [`RedisEndpoint`]: where Redis is: one server, a primary managed by Redis Sentinel, or a
+//!   Redis Cluster. Its docs say what each deployment guarantees during a failover, and what a
+//!   failover can lose.
+//!
 //! Both use the synchronous API of the [`redis`](https://docs.rs/redis) crate (1.x) with a
 //! reused connection, bounded connect, read and write timeouts, and a reconnect back-off. They
-//! take a `redis::Client`, so any address the crate understands works: `redis://host:port`,
-//! `redis+unix:///path/to/redis.sock`, or a `redis::ConnectionAddr`. Any Redis since 2.6.12
-//! (and compatible servers) will do.
+//! take a `redis::Client` (any address the crate understands: `redis://host:port`,
+//! `redis+unix:///path/to/redis.sock`, or a `redis::ConnectionAddr`), or a [`RedisEndpoint`]
+//! for Sentinel (the crate's `sentinel::SentinelClient`, following the primary across
+//! failovers) or Cluster (the crate's `cluster::ClusterClient`). Any Redis since 2.6.12 (and
+//! compatible servers) will do on one server; the replay cache's optional `WAIT` needs 3.0.
 //!
 //! Keys carry a prefix (default `dpop-nonce`) so one Redis serves many servers:
 //! `{prefix}:{label}:nonce:{window}` for nonces and `{prefix}:replay:{hex}` for replay entries.
@@ -29,10 +35,30 @@
 //! let validator = NonceValidator::new(source);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! The same on a Sentinel deployment, with replay entries acknowledged by a replica before a
+//! proof is served:
+//!
+//! ```no_run
+//! use dpop_nonce::redis::{RedisEndpoint, RedisNonceSource};
+//! use dpop_nonce::replay::RedisReplayCache;
+//! use time::Duration;
+//!
+//! let endpoint = RedisEndpoint::sentinel(
+//!     ["redis://10.0.0.7:26379", "redis://10.0.0.8:26379", "redis://10.0.0.9:26379"],
+//!     "mymaster",
+//! )?;
+//! let source = RedisNonceSource::builder(endpoint.clone(), "as").build()?;
+//! let replay = RedisReplayCache::for_source(endpoint, &source)
+//!     .wait_for_replicas(1, Duration::milliseconds(50))
+//!     .build()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod builder;
 mod commands;
 pub(crate) mod connection;
+pub(crate) mod endpoint;
 mod error;
 mod health;
 pub(crate) mod keys;
@@ -41,6 +67,7 @@ mod shared;
 mod source;
 
 pub use builder::RedisNonceSourceBuilder;
+pub use endpoint::RedisEndpoint;
 pub use error::RedisSourceError;
 pub use health::Health;
 pub use source::RedisNonceSource;
