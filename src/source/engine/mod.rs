@@ -47,8 +47,10 @@ use crate::rotation::Rotation;
 use crate::source::NonceCheck;
 
 pub(crate) use cell::{Slots, WindowCell};
+#[cfg(feature = "derived")]
+pub(crate) use packed::EMPTY;
 #[cfg(any(feature = "derived", feature = "redis"))]
-pub(crate) use packed::{EMPTY, pack_nonce};
+pub(crate) use packed::pack_nonce;
 pub(crate) use packed::{Packed, fresh_packed, is_empty, pack, unpack};
 
 /// Where each value sits in a cell of `N` slots: `3 * set + CURRENT / PREVIOUS / NEXT` for each
@@ -389,6 +391,6 @@ mod tests {
         let all = [true; 2];
         assert_eq!(L::verdict([true, false], all, false), NonceCheck::Current);
         assert_eq!(L::verdict([false, true], all, false), NonceCheck::Previous);
-        assert_eq!(L::issuing(&[[1; packed::WORDS], EMPTY]), 0);
+        assert_eq!(L::issuing(&[[1; packed::WORDS], packed::EMPTY]), 0);
     }
 }
