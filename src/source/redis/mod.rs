@@ -37,10 +37,15 @@ mod error;
 mod health;
 pub(crate) mod keys;
 mod recheck;
+#[cfg(feature = "tokio")]
+mod refresher;
 mod shared;
 mod source;
 
 pub use builder::RedisNonceSourceBuilder;
 pub use error::RedisSourceError;
 pub use health::Health;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use refresher::Refresher;
 pub use source::RedisNonceSource;
