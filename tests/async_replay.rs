@@ -108,7 +108,10 @@ async fn sync_and_async_caches_see_each_others_entries() {
 
     let from_sync = ReplayKey::new("jkt", "written-by-sync").unwrap();
     let from_async = ReplayKey::new("jkt", "written-by-async").unwrap();
-    assert_eq!(asynchronous.redis_key(&from_sync), synchronous.redis_key(&from_sync));
+    assert_eq!(
+        asynchronous.redis_key(&from_sync),
+        synchronous.redis_key(&from_sync)
+    );
 
     assert_eq!(synchronous.insert(&from_sync).unwrap(), ReplayCheck::Fresh);
     assert_eq!(
@@ -200,7 +203,10 @@ async fn a_paused_redis_fails_closed_within_the_budget() {
     let started = Instant::now();
     let during = cache.insert(&key).await;
     let took = started.elapsed();
-    assert!(matches!(during, Err(ReplayError::Unavailable(_))), "{during:?}");
+    assert!(
+        matches!(during, Err(ReplayError::Unavailable(_))),
+        "{during:?}"
+    );
     // The budget is 250 ms + 2 × 100 ms; a little slack for a loaded machine.
     assert!(took < std::time::Duration::from_millis(600), "{took:?}");
 
@@ -245,10 +251,7 @@ async fn the_cache_reconnects_after_a_restart() {
             Err(err) => panic!("no reconnect: {err}"),
         }
     }
-    assert_eq!(
-        cache.insert(&fresh).await.unwrap(),
-        ReplayCheck::Replayed
-    );
+    assert_eq!(cache.insert(&fresh).await.unwrap(), ReplayCheck::Replayed);
 }
 
 #[tokio::test(flavor = "current_thread")]

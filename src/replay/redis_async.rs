@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Value};
+use redis::{AsyncConnectionConfig, Client, ErrorKind, Value};
 use time::Duration;
 
 use super::redis::{classify, entry_ttl_ms};
@@ -168,7 +168,9 @@ impl AsyncRedisReplayCache {
 
     /// The longest an insert may take in all.
     fn budget(&self) -> std::time::Duration {
-        self.config.connect_timeout.saturating_add(self.round_trip())
+        self.config
+            .connect_timeout
+            .saturating_add(self.round_trip())
     }
 
     async fn insert_key(&self, redis_key: String) -> Result<ReplayCheck, ReplayError> {
@@ -205,12 +207,15 @@ impl AsyncRedisReplayCache {
             tokio::time::timeout(self.round_trip(), connection.send_packed_command(&command)).await;
         match reply {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) if err.is_connection_dropped() || err.is_unrecoverable_error() => {
+            // An error reply: the connection itself is fine.
+            Ok(Err(err)) if matches!(err.kind(), ErrorKind::Server(_) | ErrorKind::Extension) => {
+                Err(Failure::new(err, true))
+            }
+            // The connection failed, or timed out: start afresh.
+            Ok(Err(err)) => {
                 let counted = self.forget(generation);
                 Err(Failure::new(err, counted))
             }
-            // An error reply (or a late one): the connection itself is fine.
-            Ok(Err(err)) => Err(Failure::new(err, true)),
             Err(_) => {
                 // A reply may still come, but the server is slow or gone: start afresh.
                 let counted = self.forget(generation);
@@ -237,7 +242,8 @@ impl AsyncRedisReplayCache {
         }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.config.connect_timeout))
-            .set_response_timeout(Some(self.round_trip()));
+            // The round trip is bounded below, for every command alike.
+            .set_response_timeout(None);
         let opened = tokio::time::timeout(
             self.config.connect_timeout,
             self.client

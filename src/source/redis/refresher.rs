@@ -58,7 +58,10 @@ impl<C: Clock + 'static> RedisNonceSourceBuilder<C> {
         let requested = self.refresh_every;
         let source = Arc::new(self.assemble()?);
         let every = effective_every(requested, source.lead(), source.rotation().interval());
-        Ok((Arc::clone(&source), Refresher::spawn(&source, runtime, every)))
+        Ok((
+            Arc::clone(&source),
+            Refresher::spawn(&source, runtime, every),
+        ))
     }
 }
 
@@ -106,7 +109,9 @@ impl Refresher {
     ) -> Self {
         source.set_background(true);
         let weak = Arc::downgrade(source);
-        let task = runtime.spawn(run(weak, every));
+        // Made here, not in the task: a task stopped before it first ran still drops it.
+        let foreground = Foreground(weak.clone());
+        let task = runtime.spawn(run(weak, every, foreground));
         Self { task, every }
     }
 
@@ -138,10 +143,14 @@ impl fmt::Debug for Refresher {
 }
 
 /// The task: a refresh per tick, on the blocking pool, while the source lives.
-async fn run<C: Clock + 'static>(source: Weak<RedisNonceSource<C>>, every: Duration) {
-    // However the task ends (the source dropped, an abort, the runtime shutting down), a
-    // source still in use goes back to fetching on its own.
-    let _foreground = Foreground(source.clone());
+///
+/// However the task ends (the source dropped, an abort, the runtime shutting down), dropping
+/// `_foreground` hands a source still in use its own Redis calls back.
+async fn run<C: Clock + 'static>(
+    source: Weak<RedisNonceSource<C>>,
+    every: Duration,
+    _foreground: Foreground<C>,
+) {
     let period = std::time::Duration::try_from(every).unwrap_or(std::time::Duration::from_secs(1));
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -180,10 +189,7 @@ impl<C: Clock> RedisNonceSource<C> {
     }
 
     fn set_background(&self, on: bool) {
-        self.engine
-            .policy()
-            .background
-            .store(on, Ordering::Release);
+        self.engine.policy().background.store(on, Ordering::Release);
     }
 }
 
