@@ -46,6 +46,52 @@
 //! - [`render`]: every DPoP error answer ([`render::Answer`]) as a [`render::Role`] gives it,
 //!   as plain data; the `http` and `axum` features adapt the same rendering.
 //! - `proof` (feature `proof`): whole DPoP proof verification, nonce and replay checks included.
+//!
+//! # Using with tokio
+//!
+//! An async server must never hold a runtime thread while Redis answers. With the `tokio`
+//! feature, no call on a request path waits for the network:
+//!
+//! | piece | sync or async | where it runs |
+//! |---|---|---|
+//! | [`NonceValidator`], [`NonceSource::check`], [`NonceSource::issue`] | sync, never blocks (in-memory and derived sources; the Redis source with a refresher) | on the request task: a few atomic loads and a constant-time compare |
+//! | `redis::RedisNonceSource` built with `build_with_refresher` | sync face, background fetching | Redis calls (fetch, prefetch of the next window, re-read) in a tokio task, on the blocking pool, every second or faster; stops when the source is dropped |
+//! | `replay::AsyncReplayCache::insert` on `replay::AsyncRedisReplayCache` | async | one `SET NX PX` on a multiplexed connection, awaited, bounded by `tokio::time::timeout` |
+//! | `replay::InMemoryReplayCache` | both (`ReplayCache` and `AsyncReplayCache`) | a short lock on the request task; never waits for I/O |
+//!
+//! - With the refresher, a current window whose value is not fetched yet (Redis slow or down
+//!   across a window change) is served from the source's **local fallback** at once, never by
+//!   waiting: clients sent to another replica get one `use_dpop_nonce` retry, and the source
+//!   moves back to the shared value as soon as the refresher reaches Redis. Nothing is ever
+//!   accepted that the source did not fetch or make.
+//! - Every replay insert that fails or times out is an error: refuse the proof (fail closed).
+//!   The async and the sync Redis caches use the same keys, so sync and async replicas share
+//!   one set of entries.
+//! - **Sync servers** (threads, no runtime) keep the synchronous pieces:
+//!   `RedisNonceSource::build` (its request path makes bounded, rare Redis calls itself; call
+//!   `refresh` from a timer thread to keep them off requests) and `replay::RedisReplayCache`.
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+//! use dpop_nonce::redis::RedisNonceSource;
+//! use dpop_nonce::replay::{AsyncRedisReplayCache, AsyncReplayCache, ReplayKey};
+//! use dpop_nonce::{NonceSource, NonceValidator};
+//!
+//! let client = redis::Client::open("redis://10.0.0.5:6379")?;
+//! let (source, _refresher) = RedisNonceSource::builder(client.clone(), "rs")
+//!     .build_with_refresher(&tokio::runtime::Handle::current())?;
+//! let replay = AsyncRedisReplayCache::for_source(client, &*source).build()?;
+//! let validator = NonceValidator::new(source);
+//!
+//! // In a handler, after the proof's signature and claims were checked:
+//! # let (claim, jkt, jti) = (None::<&str>, "jkt", "jti");
+//! let accepted = validator.validate(claim);      // never waits for Redis
+//! let fresh = replay.insert(&ReplayKey::new(jkt, jti)?).await; // awaited, bounded
+//! # let _ = (accepted, fresh);
+//! # Ok(())
+//! # }
+//! ```
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -9,6 +9,9 @@
 //! - [`ReplayCache`]: one atomic *insert-if-absent* operation. There is deliberately no separate
 //!   "contains" check: a check followed by an insert lets two racing requests both pass.
 //! - [`InMemoryReplayCache`]: a bounded, sharded implementation for one process.
+//! - [`AsyncReplayCache`]: the same operation as a `Send` future, for async servers; the
+//!   in-memory cache implements it too, and `AsyncRedisReplayCache` (feature `tokio`) is its
+//!   Redis implementation.
 //!
 //! # Failing closed
 //!
@@ -50,9 +53,12 @@
 //!
 //! [`NonceSource::max_nonce_lifetime`]: crate::NonceSource::max_nonce_lifetime
 
+mod asynchronous;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "tokio")]
+mod redis_async;
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -61,10 +67,14 @@ use std::sync::Arc;
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
+pub use asynchronous::AsyncReplayCache;
 pub use memory::{InMemoryReplayCache, InMemoryReplayCacheBuilder};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{RedisReplayCache, RedisReplayCacheBuilder};
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use redis_async::{AsyncRedisReplayCache, AsyncRedisReplayCacheBuilder};
 
 /// The longest `jti` accepted by [`ReplayKey::new`], in bytes: 256.
 ///

@@ -193,12 +193,37 @@ impl ReplayCache for RedisReplayCache {
     }
 }
 
+/// The `PX` of an entry living `lifetime`, in whole milliseconds rounded up (an entry must never
+/// expire before the nonce it protects).
+///
+/// # Errors
+///
+/// [`ConfigError`] for a lifetime under one millisecond or too long for Redis.
+pub(super) fn entry_ttl_ms(lifetime: Duration) -> Result<i64, ConfigError> {
+    let lifetime_ms = lifetime
+        .whole_nanoseconds()
+        .saturating_add(999_999)
+        .div_euclid(1_000_000);
+    let lifetime_ms = i64::try_from(lifetime_ms).unwrap_or(i64::MAX);
+    if lifetime < Duration::MILLISECOND {
+        return Err(ConfigError::LifetimeTooShort {
+            min: Duration::MILLISECOND,
+        });
+    }
+    if lifetime_ms > 1 << 50 {
+        return Err(ConfigError::LifetimeTooLong {
+            max: Duration::milliseconds(1 << 50),
+        });
+    }
+    Ok(lifetime_ms)
+}
+
 /// What the reply to `SET key 1 NX PX ttl` means: `OK` (as a status reply) is a fresh entry,
 /// nil an entry that was there already. Anything else, whatever its type or text (`OK` as a
 /// bulk string, an integer, a boolean, an array, a reply wrapped in attributes), is
 /// [`ReplayError::Unavailable`]: the proof is refused, never let through on an answer the
 /// cache does not understand.
-fn classify(reply: &Value) -> Result<ReplayCheck, ReplayError> {
+pub(super) fn classify(reply: &Value) -> Result<ReplayCheck, ReplayError> {
     match reply {
         Value::Okay => Ok(ReplayCheck::Fresh),
         Value::SimpleString(text) if text == "OK" => Ok(ReplayCheck::Fresh),
@@ -272,23 +297,7 @@ impl RedisReplayCacheBuilder {
     /// [`ConfigError`] for a lifetime under one millisecond or too long for Redis, a bad prefix,
     /// a connection count outside 1 to 64, or a timeout or back-off out of range.
     pub fn build(self) -> Result<RedisReplayCache, ConfigError> {
-        // Rounded up: an entry must never expire before the nonce it protects.
-        let lifetime_ms = self
-            .lifetime
-            .whole_nanoseconds()
-            .saturating_add(999_999)
-            .div_euclid(1_000_000);
-        let lifetime_ms = i64::try_from(lifetime_ms).unwrap_or(i64::MAX);
-        if self.lifetime < Duration::MILLISECOND {
-            return Err(ConfigError::LifetimeTooShort {
-                min: Duration::MILLISECOND,
-            });
-        }
-        if lifetime_ms > 1 << 50 {
-            return Err(ConfigError::LifetimeTooLong {
-                max: Duration::milliseconds(1 << 50),
-            });
-        }
+        let lifetime_ms = entry_ttl_ms(self.lifetime)?;
         keys::check_prefix(&self.prefix)?;
         if !(1..=MAX_CONNECTIONS).contains(&self.connections) {
             return Err(ConfigError::CountOutOfRange {

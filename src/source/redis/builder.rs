@@ -1,7 +1,7 @@
 //! [`RedisNonceSourceBuilder`]: settings of a [`RedisNonceSource`], checked before it starts.
 
 use std::fmt;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 
 use time::Duration;
 
@@ -36,6 +36,8 @@ impl RedisNonceSource<SystemClock> {
             lead: None,
             clock: SystemClock,
             connector: ConnectorConfig::DEFAULT,
+            #[cfg(feature = "tokio")]
+            refresh_every: Duration::SECOND,
         }
     }
 }
@@ -64,6 +66,8 @@ pub struct RedisNonceSourceBuilder<C = SystemClock> {
     lead: Option<Duration>,
     clock: C,
     connector: ConnectorConfig,
+    #[cfg(feature = "tokio")]
+    pub(super) refresh_every: Duration,
 }
 
 impl<C: Clock> RedisNonceSourceBuilder<C> {
@@ -100,7 +104,21 @@ impl<C: Clock> RedisNonceSourceBuilder<C> {
             lead: self.lead,
             clock,
             connector: self.connector,
+            #[cfg(feature = "tokio")]
+            refresh_every: self.refresh_every,
         }
+    }
+
+    /// Sets how often the background task of
+    /// [`build_with_refresher`](Self::build_with_refresher) refreshes the source (default 1
+    /// second). It runs at least once per [lead](Self::lead) (or per quarter of the interval
+    /// with a zero lead), so that the next window's value is fetched before the window
+    /// starts, and at most every 10 ms.
+    #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    pub fn refresh_every(mut self, every: Duration) -> Self {
+        self.refresh_every = every;
+        self
     }
 
     /// Builds the source and fetches the current window's value: a start-up with Redis
@@ -129,7 +147,7 @@ impl<C: Clock> RedisNonceSourceBuilder<C> {
         Ok(source)
     }
 
-    fn assemble(self) -> Result<RedisNonceSource<C>, ConfigError> {
+    pub(super) fn assemble(self) -> Result<RedisNonceSource<C>, ConfigError> {
         let rotation = Rotation::new(self.rotation)?;
         if rotation.interval() < MIN_ROTATION {
             return Err(ConfigError::RotationTooShort { min: MIN_ROTATION });
@@ -152,6 +170,7 @@ impl<C: Clock> RedisNonceSourceBuilder<C> {
             label: self.label,
             connector: Connector::new(self.endpoint, self.connector),
             forced_window: AtomicI64::new(i64::MIN),
+            background: AtomicBool::new(false),
         };
         Ok(RedisNonceSource {
             engine: Engine::new(self.clock, rotation, lead, shared),

@@ -147,15 +147,7 @@ pub(crate) struct Connector {
     endpoint: RedisEndpoint,
     config: ConnectorConfig,
     connection: Mutex<Option<Link>>,
-    /// Reference point for the monotonic times below.
-    epoch: Instant,
-    /// Nanoseconds after `epoch` before which calls that respect the back-off fail fast.
-    retry_at: AtomicU64,
-    failures: AtomicU32,
-    healthy: AtomicBool,
-    last_error: Mutex<Option<String>>,
-    /// Nanoseconds after `epoch` when the last call succeeded (at least 1); 0 before any.
-    last_success: AtomicU64,
+    record: Record,
     /// When the user of the connection next re-reads what it cached (the nonce source; the
     /// replay cache caches nothing and leaves it alone).
     pub(crate) recheck: Schedule,
@@ -167,12 +159,7 @@ impl Connector {
             endpoint,
             config,
             connection: Mutex::new(None),
-            epoch: Instant::now(),
-            retry_at: AtomicU64::new(0),
-            failures: AtomicU32::new(0),
-            healthy: AtomicBool::new(true),
-            last_error: Mutex::new(None),
-            last_success: AtomicU64::new(0),
+            record: Record::new(config),
             recheck: Schedule::new(),
         }
     }
@@ -180,6 +167,124 @@ impl Connector {
     /// The timeouts and back-off the connector was made with.
     pub(crate) fn config(&self) -> &ConnectorConfig {
         &self.config
+    }
+
+    /// When the last call succeeded; `None` before the first success.
+    pub(crate) fn last_contact(&self) -> Option<Instant> {
+        self.record.last_contact()
+    }
+
+    /// `true` while a back-off runs. One atomic load and one monotonic clock read.
+    pub(crate) fn backing_off(&self) -> bool {
+        self.record.backing_off()
+    }
+
+    /// `true` when the last call succeeded (or none failed yet).
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.record.is_healthy()
+    }
+
+    /// The health record: the outcome of the last call that reached for Redis.
+    pub(crate) fn health(&self) -> Health {
+        self.record.health()
+    }
+
+    /// Runs `op` on the shared connection, connecting first if needed.
+    ///
+    /// A connection that fails is dropped, never reused: after a timeout its stream may still
+    /// carry a late reply. When a reused connection turns out to be dead (the server restarted,
+    /// say), one fresh connection is tried at once.
+    pub(crate) fn call<T>(
+        &self,
+        wait: Wait,
+        backoff: Backoff,
+        mut op: impl FnMut(&mut Link) -> RedisResult<T>,
+    ) -> Result<T, CallError> {
+        if backoff == Backoff::Respect && self.backing_off() {
+            return Err(CallError::BackingOff);
+        }
+        let guard = match wait {
+            Wait::No => self.connection.try_lock(),
+            Wait::Bounded => self.connection.try_lock_for(self.config.call_budget()),
+        };
+        let Some(mut slot) = guard else {
+            return Err(CallError::Busy);
+        };
+        // A thread that held the lock before us may have just failed and started a back-off.
+        if backoff == Backoff::Respect && self.backing_off() {
+            return Err(CallError::BackingOff);
+        }
+        let outcome = self.call_locked(&mut slot, &mut op);
+        drop(slot);
+        match outcome {
+            Ok(value) => {
+                self.record.success();
+                Ok(value)
+            }
+            Err(err) => {
+                self.record.failure(&err);
+                Err(CallError::Redis(err))
+            }
+        }
+    }
+
+    fn call_locked<T>(
+        &self,
+        slot: &mut Option<Link>,
+        op: &mut impl FnMut(&mut Link) -> RedisResult<T>,
+    ) -> RedisResult<T> {
+        if let Some(connection) = slot.as_mut() {
+            match op(connection) {
+                Ok(value) => return Ok(value),
+                Err(err) => {
+                    *slot = None;
+                    if err.is_timeout() || !err.is_connection_dropped() {
+                        return Err(err);
+                    }
+                }
+            }
+        }
+        let mut connection = self.connect()?;
+        let value = op(&mut connection)?;
+        *slot = Some(connection);
+        Ok(value)
+    }
+
+    fn connect(&self) -> RedisResult<Link> {
+        self.endpoint.connect(
+            self.config.connect_timeout,
+            self.config.io_timeout,
+            self.config.read_timeout(),
+        )
+    }
+}
+
+/// The outcome of the calls to one Redis server: the back-off, the health record and when a
+/// call last succeeded. Kept by the synchronous connector and by the async replay cache.
+pub(crate) struct Record {
+    config: ConnectorConfig,
+    /// Reference point for the monotonic times below.
+    epoch: Instant,
+    /// Nanoseconds after `epoch` before which calls that respect the back-off fail fast.
+    retry_at: AtomicU64,
+    failures: AtomicU32,
+    healthy: AtomicBool,
+    last_error: Mutex<Option<String>>,
+    /// Nanoseconds after `epoch` when the last call succeeded (at least 1); 0 before any.
+    last_success: AtomicU64,
+}
+
+impl Record {
+    pub(crate) fn new(config: ConnectorConfig) -> Self {
+        Self {
+            config,
+            epoch: Instant::now(),
+            retry_at: AtomicU64::new(0),
+            failures: AtomicU32::new(0),
+            healthy: AtomicBool::new(true),
+            last_error: Mutex::new(None),
+            last_success: AtomicU64::new(0),
+        }
     }
 
     /// When the last call succeeded; `None` before the first success.
@@ -217,76 +322,8 @@ impl Connector {
         }
     }
 
-    /// Runs `op` on the shared connection, connecting first if needed.
-    ///
-    /// A connection that fails is dropped, never reused: after a timeout its stream may still
-    /// carry a late reply. When a reused connection turns out to be dead (the server restarted,
-    /// say), one fresh connection is tried at once.
-    pub(crate) fn call<T>(
-        &self,
-        wait: Wait,
-        backoff: Backoff,
-        mut op: impl FnMut(&mut Link) -> RedisResult<T>,
-    ) -> Result<T, CallError> {
-        if backoff == Backoff::Respect && self.backing_off() {
-            return Err(CallError::BackingOff);
-        }
-        let guard = match wait {
-            Wait::No => self.connection.try_lock(),
-            Wait::Bounded => self.connection.try_lock_for(self.config.call_budget()),
-        };
-        let Some(mut slot) = guard else {
-            return Err(CallError::Busy);
-        };
-        // A thread that held the lock before us may have just failed and started a back-off.
-        if backoff == Backoff::Respect && self.backing_off() {
-            return Err(CallError::BackingOff);
-        }
-        let outcome = self.call_locked(&mut slot, &mut op);
-        drop(slot);
-        match outcome {
-            Ok(value) => {
-                self.record_success();
-                Ok(value)
-            }
-            Err(err) => {
-                self.record_failure(&err);
-                Err(CallError::Redis(err))
-            }
-        }
-    }
-
-    fn call_locked<T>(
-        &self,
-        slot: &mut Option<Link>,
-        op: &mut impl FnMut(&mut Link) -> RedisResult<T>,
-    ) -> RedisResult<T> {
-        if let Some(connection) = slot.as_mut() {
-            match op(connection) {
-                Ok(value) => return Ok(value),
-                Err(err) => {
-                    *slot = None;
-                    if err.is_timeout() || !err.is_connection_dropped() {
-                        return Err(err);
-                    }
-                }
-            }
-        }
-        let mut connection = self.connect()?;
-        let value = op(&mut connection)?;
-        *slot = Some(connection);
-        Ok(value)
-    }
-
-    fn connect(&self) -> RedisResult<Link> {
-        self.endpoint.connect(
-            self.config.connect_timeout,
-            self.config.io_timeout,
-            self.config.read_timeout(),
-        )
-    }
-
-    fn record_success(&self) {
+    /// A call succeeded: healthy again, no back-off.
+    pub(crate) fn success(&self) {
         self.last_success
             .fetch_max(self.elapsed_nanos().max(1), Ordering::AcqRel);
         self.failures.store(0, Ordering::Release);
@@ -294,7 +331,8 @@ impl Connector {
         self.healthy.store(true, Ordering::Release);
     }
 
-    fn record_failure(&self, err: &RedisError) {
+    /// A call failed with `err`: unhealthy, and the back-off grows.
+    pub(crate) fn failure(&self, err: &dyn std::fmt::Display) {
         let failures = self
             .failures
             .fetch_add(1, Ordering::AcqRel)

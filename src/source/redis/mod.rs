@@ -63,6 +63,8 @@ mod error;
 mod health;
 pub(crate) mod keys;
 mod recheck;
+#[cfg(feature = "tokio")]
+mod refresher;
 mod shared;
 mod source;
 
@@ -70,6 +72,9 @@ pub use builder::RedisNonceSourceBuilder;
 pub use endpoint::RedisEndpoint;
 pub use error::RedisSourceError;
 pub use health::Health;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use refresher::Refresher;
 pub use source::RedisNonceSource;
 
 /// The `redis` crate's client, which the Redis builders take.

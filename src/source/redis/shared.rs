@@ -1,7 +1,7 @@
 //! The Redis source's policy: the window's value is fetched from Redis (created there by the
 //! first replica that asks), and a local fallback is made only when Redis fails.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use time::Duration;
 
@@ -29,6 +29,10 @@ pub(super) struct Shared {
     pub(super) connector: Connector,
     /// The latest window for which a fetch was tried regardless of the back-off.
     pub(super) forced_window: AtomicI64,
+    /// `true` while a background refresher keeps the values fetched: the request path then
+    /// makes no Redis call at all (no fetch, no prefetch, no re-read) and serves the local
+    /// fallback when the current window's value is missing.
+    pub(super) background: AtomicBool,
 }
 
 impl Shared {
@@ -38,6 +42,12 @@ impl Shared {
     const PREVIOUS: usize = L::shared(0, PREVIOUS);
     /// The shared value of the window after, once prefetched.
     pub(super) const NEXT: usize = L::shared(0, NEXT);
+
+    /// `true` while a background refresher runs: the request path stays off the network.
+    #[inline]
+    pub(super) fn in_background(&self) -> bool {
+        self.background.load(Ordering::Acquire)
+    }
 
     /// Records that a fetch of `window` ignores the back-off; `true` if none did before.
     pub(super) fn force(&self, window: i64) -> bool {
@@ -108,6 +118,7 @@ impl Shared {
     }
 
     /// The current window has no shared value: fetch it (bounded), or fall back to a local one.
+    /// With a background refresher, never fetch: fall back at once, the refresher fetches.
     #[cold]
     fn fill_current(
         &self,
@@ -118,7 +129,7 @@ impl Shared {
         let window = slots.window;
         // A window below the floor (the clock stepped back) is never fetched: its value may
         // still be in Redis, and must not count again.
-        if window >= cell.floor() {
+        if window >= cell.floor() && !self.in_background() {
             // The first attempt in each window ignores the back-off, so a replica converges at
             // its first call in the next window at the latest.
             let backoff = if self.force(window) {
@@ -174,6 +185,10 @@ impl Policy<SLOTS> for Shared {
         if is_empty(&slots.values[Self::CURRENT]) {
             return self.fill_current(cell, slots, now);
         }
+        if self.in_background() {
+            // The refresher prefetches and re-reads; the request path answers from the cell.
+            return slots;
+        }
         if is_empty(&slots.values[Self::NEXT]) {
             let prefetch_from = slots.end.saturating_sub(cell.lead());
             // Within the stored window and in its last `lead`: time to fetch the next value.
@@ -191,6 +206,9 @@ impl Policy<SLOTS> for Shared {
     /// A re-read of the current value is due.
     #[inline]
     fn due(&self, now: &ClockReading) -> bool {
+        if self.in_background() {
+            return false;
+        }
         let every = self.connector.config().recheck_every();
         self.connector.recheck.is_due(*now, every)
     }

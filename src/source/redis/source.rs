@@ -56,6 +56,12 @@ use crate::source::{NonceCheck, NonceSource};
 /// never wait for the connection, but the request that makes one spends its round trip: at
 /// most one call budget when Redis hangs, and the failure then starts the back-off.
 ///
+/// **In an async server, no call blocks.** Built with
+/// [`build_with_refresher`](super::RedisNonceSourceBuilder::build_with_refresher) (feature
+/// `tokio`), the source leaves every Redis call to a background task: `check` and `issue` never
+/// fetch, prefetch nor re-read, and a current window whose value the task has not fetched yet
+/// is served from the local fallback below at once. See [`Refresher`](super::Refresher).
+///
 /// # When Redis is down
 ///
 /// A Redis outage never makes this source panic, and never makes it accept a claim it cannot

@@ -1,0 +1,368 @@
+//! [`AsyncRedisReplayCache`]: the replay (`jti`) cache on Redis for async servers (tokio).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, ErrorKind, Value};
+use time::Duration;
+
+use super::redis::{classify, entry_ttl_ms};
+use super::{AsyncReplayCache, ReplayCheck, ReplayError, ReplayKey};
+use crate::error::ConfigError;
+use crate::source::NonceSource;
+use crate::source::redis::Health;
+use crate::source::redis::connection::{ConnectorConfig, Record};
+use crate::source::redis::keys;
+
+/// An [`AsyncReplayCache`] on a Redis server shared by every replica, on the `redis` crate's
+/// multiplexed async connection (tokio).
+///
+/// [`insert`](AsyncReplayCache::insert) sends the one command the synchronous
+/// [`RedisReplayCache`](crate::replay::RedisReplayCache) sends, `SET {prefix}:replay:{key} 1
+/// NX PX {lifetime_ms}`, under the same key: Redis runs it atomically, so when tasks or
+/// replicas (sync or async) race on the same `jti`, exactly one gets [`ReplayCheck::Fresh`],
+/// and both kinds of cache see each other's entries.
+///
+/// # Bounded, and failing closed
+///
+/// Every insert resolves within `connect_timeout + 2 × io_timeout` (450 ms with the defaults):
+/// a connection is opened within `connect_timeout`, and the round trip (a write and a read) is
+/// given `2 × io_timeout`; `tokio::time::timeout` enforces both and the whole. Any failure
+/// (Redis unreachable or paused, a timeout, an error reply, an answer that is neither `OK` nor
+/// nil) resolves to [`ReplayError::Unavailable`]: refuse the proof. A timed-out `SET` may still
+/// run in Redis later; the `jti` is then recorded, which only refuses a retry of the same
+/// proof.
+///
+/// A connection that fails or times out is dropped and reopened by the next insert (one task
+/// opens it while the others wait, within their budget). After a failure, a back-off runs
+/// (100 ms doubling to 2 s by default) during which inserts fail at once instead of each paying
+/// a timeout. When many tasks fail together on one connection, the back-off counts that as one
+/// failure.
+///
+/// The same caveats as for the synchronous cache hold: the guarantee lasts only while Redis
+/// keeps each entry for its whole lifetime (persistence, `maxmemory-policy noeviction`).
+///
+/// # Runtime
+///
+/// Inserts must run inside a tokio runtime with the time driver enabled (`enable_time`, or
+/// `enable_all`); the connection's driver task runs on the runtime of the insert that opened
+/// it. The cache makes no Redis call when built, and can be built outside a runtime.
+///
+/// ```no_run
+/// use dpop_nonce::replay::{AsyncRedisReplayCache, AsyncReplayCache, ReplayCheck, ReplayKey};
+/// use time::Duration;
+///
+/// # async fn handler() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = redis::Client::open("redis://10.0.0.5:6379")?;
+/// let cache = AsyncRedisReplayCache::builder(client, Duration::minutes(10))
+///     .prefix("myapp:dpop")
+///     .build()?;
+/// let key = ReplayKey::new("jwk-thumbprint", "proof-jti")?;
+/// match cache.insert(&key).await {
+///     Ok(ReplayCheck::Fresh) => { /* serve */ }
+///     Ok(ReplayCheck::Replayed) | Err(_) => { /* refuse the proof */ }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub struct AsyncRedisReplayCache {
+    client: Client,
+    config: ConnectorConfig,
+    /// The open connection and its generation, cloned out under a short lock.
+    connection: Mutex<Option<(u64, MultiplexedConnection)>>,
+    /// Generations of connections opened so far.
+    opened: AtomicU64,
+    /// One task at a time opens a connection.
+    connecting: tokio::sync::Mutex<()>,
+    record: Record,
+    prefix: String,
+    lifetime: Duration,
+    lifetime_ms: i64,
+}
+
+/// Why an insert did not get an answer from Redis. `counted` is `false` when another task
+/// already reported the failure of the same connection to the back-off.
+struct Failure {
+    cause: Box<dyn std::error::Error + Send + Sync + 'static>,
+    counted: bool,
+}
+
+impl Failure {
+    fn new(
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+        counted: bool,
+    ) -> Self {
+        Self {
+            cause: cause.into(),
+            counted,
+        }
+    }
+}
+
+impl AsyncRedisReplayCache {
+    /// A builder for a cache on `client`'s server whose entries live `lifetime` (the longest
+    /// time a nonce is accepted).
+    pub fn builder(client: Client, lifetime: Duration) -> AsyncRedisReplayCacheBuilder {
+        AsyncRedisReplayCacheBuilder {
+            client,
+            lifetime,
+            prefix: keys::DEFAULT_PREFIX.to_owned(),
+            connector: ConnectorConfig::DEFAULT,
+        }
+    }
+
+    /// A builder for a cache on `client`'s server whose entries live as long as the nonces of
+    /// `source` are accepted ([`NonceSource::max_nonce_lifetime`]).
+    pub fn for_source(client: Client, source: &impl NonceSource) -> AsyncRedisReplayCacheBuilder {
+        Self::builder(client, source.max_nonce_lifetime())
+    }
+
+    /// How long entries live.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// The Redis key an entry for `key` is stored under: the same as
+    /// [`RedisReplayCache::redis_key`](crate::replay::RedisReplayCache::redis_key).
+    ///
+    /// ```
+    /// use dpop_nonce::replay::{AsyncRedisReplayCache, ReplayKey};
+    /// use time::Duration;
+    ///
+    /// let client = redis::Client::open("redis://127.0.0.1:6379")?;
+    /// let cache = AsyncRedisReplayCache::builder(client, Duration::minutes(10))
+    ///     .prefix("app")
+    ///     .build()?;
+    /// let key = ReplayKey::from_bytes([0xab; 32]);
+    /// assert_eq!(cache.redis_key(&key), format!("app:replay:{}", "ab".repeat(32)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn redis_key(&self, key: &ReplayKey) -> String {
+        keys::replay_key(&self.prefix, &key.to_string())
+    }
+
+    /// The outcome of the last insert that reached for Redis.
+    pub fn health(&self) -> Health {
+        self.record.health()
+    }
+
+    /// `true` when the last insert that reached for Redis succeeded.
+    pub fn is_healthy(&self) -> bool {
+        self.record.is_healthy()
+    }
+
+    /// When an insert last got an answer from Redis; `None` if none has yet. Does not call
+    /// Redis.
+    pub fn last_contact(&self) -> Option<Instant> {
+        self.record.last_contact()
+    }
+
+    /// The longest a round trip may take once the command is sent.
+    fn round_trip(&self) -> std::time::Duration {
+        self.config.io_timeout.saturating_mul(2)
+    }
+
+    /// The longest an insert may take in all.
+    fn budget(&self) -> std::time::Duration {
+        self.config
+            .connect_timeout
+            .saturating_add(self.round_trip())
+    }
+
+    async fn insert_key(&self, redis_key: String) -> Result<ReplayCheck, ReplayError> {
+        // Checked before any I/O, so an outage costs requests nothing.
+        if self.record.backing_off() {
+            return Err(backing_off());
+        }
+        let outcome = tokio::time::timeout(self.budget(), self.set_nx(&redis_key)).await;
+        let failure = match outcome {
+            Ok(Ok(reply)) => {
+                self.record.success();
+                return classify(&reply);
+            }
+            Ok(Err(failure)) => failure,
+            Err(_) => Failure::new("Redis did not answer within the insert budget", true),
+        };
+        if failure.counted {
+            self.record.failure(&failure.cause);
+        }
+        Err(ReplayError::Unavailable(failure.cause))
+    }
+
+    /// `SET key 1 NX PX lifetime` on the shared connection, opening one if needed.
+    async fn set_nx(&self, redis_key: &str) -> Result<Value, Failure> {
+        let (generation, mut connection) = self.connection().await?;
+        let mut command = redis::cmd("SET");
+        command
+            .arg(redis_key)
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(self.lifetime_ms);
+        let reply =
+            tokio::time::timeout(self.round_trip(), connection.send_packed_command(&command)).await;
+        match reply {
+            Ok(Ok(value)) => Ok(value),
+            // An error reply: the connection itself is fine.
+            Ok(Err(err)) if matches!(err.kind(), ErrorKind::Server(_) | ErrorKind::Extension) => {
+                Err(Failure::new(err, true))
+            }
+            // The connection failed, or timed out: start afresh.
+            Ok(Err(err)) => {
+                let counted = self.forget(generation);
+                Err(Failure::new(err, counted))
+            }
+            Err(_) => {
+                // A reply may still come, but the server is slow or gone: start afresh.
+                let counted = self.forget(generation);
+                Err(Failure::new(
+                    "Redis did not answer SET NX within the round-trip timeout",
+                    counted,
+                ))
+            }
+        }
+    }
+
+    /// The open connection, or a new one: one task opens it, the others wait for it.
+    async fn connection(&self) -> Result<(u64, MultiplexedConnection), Failure> {
+        if let Some(open) = self.connection.lock().clone() {
+            return Ok(open);
+        }
+        let _turn = self.connecting.lock().await;
+        if let Some(open) = self.connection.lock().clone() {
+            return Ok(open);
+        }
+        // The task that held the turn before may have just failed to connect.
+        if self.record.backing_off() {
+            return Err(Failure::new(backing_off_message(), false));
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.config.connect_timeout))
+            // The round trip is bounded below, for every command alike.
+            .set_response_timeout(None);
+        let opened = tokio::time::timeout(
+            self.config.connect_timeout,
+            self.client
+                .get_multiplexed_async_connection_with_config(&config),
+        )
+        .await;
+        let connection = match opened {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(err)) => return Err(Failure::new(err, true)),
+            Err(_) => {
+                return Err(Failure::new(
+                    "Redis did not accept a connection within the connect timeout",
+                    true,
+                ));
+            }
+        };
+        let generation = self.opened.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        *self.connection.lock() = Some((generation, connection.clone()));
+        Ok((generation, connection))
+    }
+
+    /// Drops the connection of `generation` if it is still the open one; `true` if this call
+    /// dropped it (so the failure is reported once per connection).
+    fn forget(&self, generation: u64) -> bool {
+        let mut slot = self.connection.lock();
+        if slot.as_ref().is_some_and(|(open, _)| *open == generation) {
+            *slot = None;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn backing_off_message() -> &'static str {
+    "Redis failed recently; refusing until the back-off runs out"
+}
+
+fn backing_off() -> ReplayError {
+    ReplayError::unavailable(backing_off_message())
+}
+
+impl AsyncReplayCache for AsyncRedisReplayCache {
+    fn insert(
+        &self,
+        key: &ReplayKey,
+    ) -> impl Future<Output = Result<ReplayCheck, ReplayError>> + Send {
+        let redis_key = self.redis_key(key);
+        self.insert_key(redis_key)
+    }
+
+    fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+}
+
+impl fmt::Debug for AsyncRedisReplayCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncRedisReplayCache")
+            .field("server", &self.client.get_connection_info().addr())
+            .field("prefix", &self.prefix)
+            .field("lifetime", &self.lifetime)
+            .field("config", &self.config)
+            .field("healthy", &self.is_healthy())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`AsyncRedisReplayCache`]; see [`AsyncRedisReplayCache::builder`].
+#[must_use]
+pub struct AsyncRedisReplayCacheBuilder {
+    client: Client,
+    lifetime: Duration,
+    prefix: String,
+    connector: ConnectorConfig,
+}
+
+impl AsyncRedisReplayCacheBuilder {
+    /// Sets the key prefix (default `dpop-nonce`): 1 to 128 visible ASCII characters. Keys are
+    /// `{prefix}:replay:{hex key}`, as for the synchronous cache.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    crate::source::redis::connection::connector_setters!();
+
+    /// Builds the cache. Makes no Redis call, and needs no runtime: the connection opens on the
+    /// first insert.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a lifetime under one millisecond or too long for Redis, a bad prefix,
+    /// or a timeout or back-off out of range.
+    pub fn build(self) -> Result<AsyncRedisReplayCache, ConfigError> {
+        let lifetime_ms = entry_ttl_ms(self.lifetime)?;
+        keys::check_prefix(&self.prefix)?;
+        self.connector.validate()?;
+        Ok(AsyncRedisReplayCache {
+            client: self.client,
+            config: self.connector,
+            connection: Mutex::new(None),
+            opened: AtomicU64::new(0),
+            connecting: tokio::sync::Mutex::new(()),
+            record: Record::new(self.connector),
+            prefix: self.prefix,
+            lifetime: self.lifetime,
+            lifetime_ms,
+        })
+    }
+}
+
+impl fmt::Debug for AsyncRedisReplayCacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncRedisReplayCacheBuilder")
+            .field("server", &self.client.get_connection_info().addr())
+            .field("lifetime", &self.lifetime)
+            .field("prefix", &self.prefix)
+            .field("connector", &self.connector)
+            .finish()
+    }
+}
