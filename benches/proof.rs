@@ -122,8 +122,6 @@ fn bench(c: &mut Criterion) {
                 Algorithm::Rs256,
             ]))
             .backend(backend)
-            .nonce_lifetime(lifetime)
-            .replay_lifetime(lifetime)
             .build()
             .unwrap();
         for key in keys() {

@@ -586,8 +586,6 @@ fn public_base_url_ignores_the_request_host() {
         .unwrap();
     let verifier = Verifier::builder(NonceValidator::new(Arc::clone(&source)), cache)
         .public_base_url("https://server.example.com/")
-        .nonce_lifetime(lifetime)
-        .replay_lifetime(lifetime)
         .clock(Arc::clone(&clock))
         .build()
         .unwrap();
@@ -976,11 +974,16 @@ fn no_replay_insert_for_a_bad_signature_or_a_stale_nonce() {
     });
 }
 
-struct DownCache;
+/// A cache whose backend is down, with entries said to live `0` seconds.
+struct DownCache(i64);
 
 impl ReplayCache for DownCache {
     fn insert(&self, _: &ReplayKey) -> Result<ReplayCheck, ReplayError> {
         Err(ReplayError::unavailable("down"))
+    }
+
+    fn lifetime(&self) -> Duration {
+        Duration::seconds(self.0)
     }
 }
 
@@ -989,6 +992,10 @@ struct FullCache;
 impl ReplayCache for FullCache {
     fn insert(&self, _: &ReplayKey) -> Result<ReplayCheck, ReplayError> {
         Err(ReplayError::Full)
+    }
+
+    fn lifetime(&self) -> Duration {
+        Duration::hours(1)
     }
 }
 
@@ -1000,13 +1007,10 @@ fn a_replay_cache_error_fails_closed() {
             .clock(Arc::clone(&clock))
             .build()
             .unwrap();
-        let lifetime = source.max_nonce_lifetime();
         let verifier = Verifier::builder(
             NonceValidator::new(source).requirement(Requirement::Optional),
             cache,
         )
-        .nonce_lifetime(lifetime)
-        .replay_lifetime(lifetime)
         .clock(clock)
         .build()
         .unwrap();
@@ -1018,29 +1022,52 @@ fn a_replay_cache_error_fails_closed() {
         assert_eq!(refused.reason(), reason);
         assert_eq!(refused.error_code(), "invalid_dpop_proof");
     }
-    check(DownCache, Reason::ReplayCacheUnavailable);
+    check(DownCache(3600), Reason::ReplayCacheUnavailable);
     check(FullCache, Reason::ReplayCacheFull);
 }
 
 // --- Configuration ----------------------------------------------------------------------------
 
+/// A source whose nonces live `0` seconds and are never accepted.
+struct Lifetime(i64);
+
+impl dpop_nonce::NonceSource for Lifetime {
+    fn issue(&self) -> dpop_nonce::Nonce {
+        dpop_nonce::Nonce::parse("n").expect("a valid nonce")
+    }
+
+    fn check(&self, _: &str) -> dpop_nonce::NonceCheck {
+        dpop_nonce::NonceCheck::Unknown
+    }
+
+    fn max_nonce_lifetime(&self) -> Duration {
+        Duration::seconds(self.0)
+    }
+}
+
 #[test]
 fn builder_refuses_unsafe_settings() {
     use dpop_nonce::proof::BuildError;
     let build = |future: i64, replay: i64, algs: Algorithms, base: Option<&str>| {
-        let mut builder = Verifier::builder(
-            NonceValidator::new(dpop_nonce::InMemoryNonceSource::new()),
-            DownCache,
-        )
-        .algorithms(algs)
-        .iat_leeway(Duration::seconds(60), Duration::seconds(future))
-        .nonce_lifetime(Duration::seconds(100))
-        .replay_lifetime(Duration::seconds(replay));
+        let mut builder = Verifier::builder(NonceValidator::new(Lifetime(100)), DownCache(replay))
+            .algorithms(algs)
+            .iat_leeway(Duration::seconds(60), Duration::seconds(future));
+        assert_eq!(
+            builder.required_replay_lifetime(),
+            Duration::seconds(100.max(60 + future))
+        );
         if let Some(base) = base {
             builder = builder.public_base_url(base);
         }
-        builder.build().map(drop)
+        builder.build().map(|verifier| {
+            assert_eq!(verifier.replay_lifetime(), Duration::seconds(replay));
+            assert_eq!(
+                verifier.required_replay_lifetime(),
+                Duration::seconds(100.max(60 + future))
+            );
+        })
     };
+    // Both lifetimes come from the parts: the source's nonce lifetime, the cache's entries.
     assert_eq!(build(10, 100, Algorithms::DEFAULT, None), Ok(()));
     assert_eq!(
         build(10, 99, Algorithms::DEFAULT, None),
@@ -1054,6 +1081,7 @@ fn builder_refuses_unsafe_settings() {
         build(50, 100, Algorithms::DEFAULT, None),
         Err(BuildError::ReplayLifetimeTooShort { required, .. }) if required == Duration::seconds(110)
     ));
+    assert_eq!(build(50, 110, Algorithms::DEFAULT, None), Ok(()));
     assert!(matches!(
         build(61, 1_000, Algorithms::DEFAULT, None),
         Err(BuildError::FutureLeewayTooLong { .. })
@@ -1070,20 +1098,20 @@ fn builder_refuses_unsafe_settings() {
         build(10, 1_000, Algorithms::DEFAULT, Some("server.example.com")),
         Err(BuildError::InvalidBaseUrl)
     );
-    let missing = Verifier::builder(
-        NonceValidator::new(dpop_nonce::InMemoryNonceSource::new()),
-        DownCache,
-    )
-    .replay_lifetime(Duration::minutes(10))
-    .build();
-    assert!(matches!(missing, Err(BuildError::MissingNonceLifetime)));
-    let missing = Verifier::builder(
-        NonceValidator::new(dpop_nonce::InMemoryNonceSource::new()),
-        DownCache,
-    )
-    .nonce_lifetime(Duration::minutes(10))
-    .build();
-    assert!(matches!(missing, Err(BuildError::MissingReplayLifetime)));
+
+    // Through pointers (`Arc<dyn ReplayCache>`, `&C`) the cache's lifetime is still read.
+    let shared: Arc<dyn ReplayCache> = Arc::new(DownCache(5));
+    let refused = Verifier::builder(NonceValidator::new(Lifetime(100)), shared).build();
+    assert!(matches!(
+        refused,
+        Err(BuildError::ReplayLifetimeTooShort { configured, .. }) if configured == Duration::seconds(5)
+    ));
+    let cache = DownCache(100);
+    assert!(
+        Verifier::builder(NonceValidator::new(Lifetime(100)), &cache)
+            .build()
+            .is_ok()
+    );
 }
 
 #[test]

@@ -171,6 +171,11 @@ impl ReplayCache for RedisReplayCache {
             Err(CallError::Redis(err)) => Err(ReplayError::unavailable(err)),
         }
     }
+
+    /// The lifetime Redis applies: the configured one rounded up to whole milliseconds.
+    fn lifetime(&self) -> Duration {
+        Duration::milliseconds(self.lifetime_ms)
+    }
 }
 
 /// What the reply to `SET key 1 NX PX ttl` means: `OK` (as a status reply) is a fresh entry,
