@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use dpop_nonce::proof::{
     Algorithm, Algorithms, Backend, MAX_JSON_DEPTH, MAX_PROOF_LEN, ProofRequest, PublicJwk, Reason,
-    RejectionKind, Verifier, dpop_access_token,
+    Rejection, RejectionKind, Verifier, dpop_access_token,
 };
+use dpop_nonce::render::{Answer, ErrorDescription, ResponseParts, Role};
 use dpop_nonce::replay::{MAX_JTI_LEN, ReplayCache, ReplayCheck, ReplayError, ReplayKey};
 use dpop_nonce::{NonceValidator, RejectReason, Requirement};
 use hmac::{Hmac, Mac as _};
@@ -1128,4 +1129,189 @@ fn descriptions_never_echo_the_request() {
     let refused = fixture.refusal(&proof, Reason::HtmMismatch);
     assert!(!refused.to_string().contains(marker));
     assert!(!refused.description().contains(marker));
+}
+
+// --- Answers ----------------------------------------------------------------------------------
+
+/// How many headers named `name` the answer has.
+fn count(parts: &ResponseParts, name: &str) -> usize {
+    parts
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .count()
+}
+
+#[test]
+fn a_nonce_refusal_renders_use_dpop_nonce_with_its_one_fresh_nonce() {
+    let fixture = Fixture::build(
+        Backend::DEFAULT,
+        Requirement::Required,
+        Algorithms::new([Algorithm::Es256, Algorithm::Ed25519]),
+    );
+    let key = p256();
+    let refused = fixture.refusal(
+        &Proof::new(&key, None).sign(&key),
+        Reason::Nonce(RejectReason::Missing),
+    );
+    let nonce = refused.nonce().expect("a fresh nonce").as_str().to_owned();
+
+    let parts = refused.answer().to_parts(&Role::AuthorizationServer);
+    assert_eq!(parts.status, 400);
+    assert_eq!(
+        parts.body,
+        r#"{"error":"use_dpop_nonce","error_description":"Authorization server requires nonce in DPoP proof"}"#
+    );
+    assert_eq!(count(&parts, "DPoP-Nonce"), 1);
+    assert_eq!(parts.header("DPoP-Nonce"), Some(nonce.as_str()));
+    assert_eq!(parts.header("Cache-Control"), Some("no-store"));
+
+    let api = Role::ResourceServer {
+        algs: fixture.verifier.algs(),
+    };
+    let parts = Answer::from(refused).to_parts(&api);
+    assert_eq!(parts.status, 401);
+    assert_eq!(
+        parts.header("WWW-Authenticate"),
+        Some(
+            r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof", algs="ES256 Ed25519""#
+        )
+    );
+    assert_eq!(count(&parts, "DPoP-Nonce"), 1);
+    assert_eq!(parts.header("DPoP-Nonce"), Some(nonce.as_str()));
+    assert!(parts.body.is_empty());
+
+    // A stale nonce: a different fresh one, with the mismatch text.
+    let stale = fixture.refusal(
+        &Proof::new(&key, Some("not-a-nonce-of-this-server")).sign(&key),
+        Reason::Nonce(RejectReason::Mismatch),
+    );
+    let parts = stale.answer().to_parts(&Role::AuthorizationServer);
+    assert!(parts.body.starts_with(r#"{"error":"use_dpop_nonce""#));
+    assert_ne!(
+        parts.header("DPoP-Nonce"),
+        Some("not-a-nonce-of-this-server")
+    );
+    assert_eq!(count(&parts, "DPoP-Nonce"), 1);
+}
+
+#[test]
+fn proof_and_token_refusals_render_their_fixed_description_without_a_nonce() {
+    let fixture = Fixture::new(Backend::DEFAULT);
+    let api = Role::ResourceServer {
+        algs: fixture.verifier.algs(),
+    };
+    assert_eq!(
+        fixture.verifier.algs().as_str(),
+        fixture.verifier.algorithms().to_string()
+    );
+    let key = p256();
+    let mut proof = valid(&fixture, &key).sign(&key);
+    proof.replace_range(proof.len() - 4.., "AAAA");
+    let refused = fixture.refusal(&proof, Reason::BadSignature);
+
+    let parts = refused.answer().to_parts(&Role::AuthorizationServer);
+    assert_eq!(parts.status, 400);
+    assert_eq!(
+        parts.body,
+        r#"{"error":"invalid_dpop_proof","error_description":"DPoP proof signature does not verify"}"#
+    );
+    assert_eq!(count(&parts, "DPoP-Nonce"), 0);
+
+    let parts = refused.answer().to_parts(&api);
+    assert_eq!(parts.status, 401);
+    assert_eq!(
+        parts.header("WWW-Authenticate").unwrap(),
+        format!(
+            r#"DPoP error="invalid_dpop_proof", error_description="DPoP proof signature does not verify", algs="{}""#,
+            fixture.verifier.algorithms()
+        )
+    );
+    assert_eq!(count(&parts, "DPoP-Nonce"), 0);
+
+    let parts = Answer::from(Rejection::new(Reason::JktMismatch)).to_parts(&api);
+    assert!(
+        parts
+            .header("WWW-Authenticate")
+            .unwrap()
+            .starts_with(r#"DPoP error="invalid_token", error_description="Invalid DPoP key binding", algs="ES256 "#),
+        "{parts:?}"
+    );
+
+    // No credentials at all: the bare challenge at a resource server.
+    let missing = dpop_access_token::<_, str>([]).unwrap_err();
+    let parts = missing.answer().to_parts(&api);
+    assert_eq!(
+        parts.header("WWW-Authenticate").unwrap(),
+        format!(r#"DPoP algs="{}""#, fixture.verifier.algorithms())
+    );
+    assert_eq!(count(&parts, "DPoP-Nonce"), 0);
+    let parts = missing.answer().to_parts(&Role::AuthorizationServer);
+    assert_eq!(parts.status, 400);
+    assert!(parts.body.starts_with(r#"{"error":"invalid_dpop_proof""#));
+
+    // A server that wants the next proof to carry a nonce adds one; still exactly one header.
+    let nonce = fixture.verifier.validator().issue();
+    let parts = refused.answer().with_nonce(nonce.clone()).to_parts(&api);
+    assert_eq!(count(&parts, "DPoP-Nonce"), 1);
+    assert_eq!(parts.header("DPoP-Nonce"), Some(nonce.as_str()));
+}
+
+#[test]
+fn every_reason_renders_its_own_fixed_description() {
+    let reasons = [
+        Reason::MissingProof,
+        Reason::MultipleProofs,
+        Reason::ProofTooLarge,
+        Reason::MalformedJws,
+        Reason::MalformedHeader,
+        Reason::DuplicateMember,
+        Reason::NestingTooDeep,
+        Reason::WrongTyp,
+        Reason::UnsupportedCrit,
+        Reason::UnsupportedAlg,
+        Reason::MissingJwk,
+        Reason::PrivateKeyMember,
+        Reason::SymmetricKey,
+        Reason::UnsupportedKey,
+        Reason::InvalidKey,
+        Reason::AlgKeyMismatch,
+        Reason::RsaKeyTooSmall,
+        Reason::RsaKeyTooLarge,
+        Reason::BadSignature,
+        Reason::MalformedClaims,
+        Reason::HtmMismatch,
+        Reason::HtuMismatch,
+        Reason::InvalidIat,
+        Reason::IatTooOld,
+        Reason::IatInFuture,
+        Reason::InvalidJti,
+        Reason::JtiTooLong,
+        Reason::MissingAth,
+        Reason::AthMismatch,
+        Reason::JktMismatch,
+        Reason::DpopJktMismatch,
+        Reason::Replayed,
+        Reason::ReplayCacheFull,
+        Reason::ReplayCacheUnavailable,
+        Reason::BearerScheme,
+        Reason::MalformedAuthorization,
+    ];
+    for reason in reasons {
+        assert!(
+            ErrorDescription::new(reason.description()).is_ok(),
+            "{reason:?}"
+        );
+        let refused = Rejection::new(reason);
+        let parts = refused.answer().to_parts(&Role::AuthorizationServer);
+        assert_eq!(
+            parts.body,
+            format!(
+                r#"{{"error":"{}","error_description":"{}"}}"#,
+                refused.error_code(),
+                reason.description()
+            )
+        );
+        assert_eq!(count(&parts, "DPoP-Nonce"), 0, "{reason:?}");
+    }
 }
