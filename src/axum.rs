@@ -154,3 +154,24 @@ impl IntoResponseParts for Accepted {
         Ok(res)
     }
 }
+
+/// The refresh nonce of a verified proof, if any, as the one `DPoP-Nonce` header with
+/// `Cache-Control: no-store` (RFC 9449 §8.2): put the [`VerifiedProof`] in the tuple a handler
+/// returns, once its thumbprint has been used.
+///
+/// [`VerifiedProof`]: crate::proof::VerifiedProof
+#[cfg(feature = "proof")]
+#[cfg_attr(docsrs, doc(cfg(feature = "proof")))]
+impl IntoResponseParts for crate::proof::VerifiedProof {
+    type Error = Infallible;
+
+    fn into_response_parts(
+        self,
+        mut res: axum_core::response::ResponseParts,
+    ) -> Result<axum_core::response::ResponseParts, Self::Error> {
+        if let Some(nonce) = self.refresh_nonce() {
+            set_dpop_nonce(res.headers_mut(), nonce);
+        }
+        Ok(res)
+    }
+}

@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use dpop_nonce::proof::{
     Algorithm, Algorithms, Backend, MAX_JSON_DEPTH, MAX_PROOF_LEN, ProofRequest, PublicJwk, Reason,
-    RejectionKind, Verifier, dpop_access_token,
+    Rejection, RejectionKind, Verifier, dpop_access_token,
 };
+use dpop_nonce::render::{Answer, ErrorDescription, ResponseParts, Role};
 use dpop_nonce::replay::{MAX_JTI_LEN, ReplayCache, ReplayCheck, ReplayError, ReplayKey};
 use dpop_nonce::{NonceValidator, RejectReason, Requirement};
 use hmac::{Hmac, Mac as _};
@@ -586,8 +587,6 @@ fn public_base_url_ignores_the_request_host() {
         .unwrap();
     let verifier = Verifier::builder(NonceValidator::new(Arc::clone(&source)), cache)
         .public_base_url("https://server.example.com/")
-        .nonce_lifetime(lifetime)
-        .replay_lifetime(lifetime)
         .clock(Arc::clone(&clock))
         .build()
         .unwrap();
@@ -976,11 +975,16 @@ fn no_replay_insert_for_a_bad_signature_or_a_stale_nonce() {
     });
 }
 
-struct DownCache;
+/// A cache whose backend is down, with entries said to live `0` seconds.
+struct DownCache(i64);
 
 impl ReplayCache for DownCache {
     fn insert(&self, _: &ReplayKey) -> Result<ReplayCheck, ReplayError> {
         Err(ReplayError::unavailable("down"))
+    }
+
+    fn lifetime(&self) -> Duration {
+        Duration::seconds(self.0)
     }
 }
 
@@ -989,6 +993,10 @@ struct FullCache;
 impl ReplayCache for FullCache {
     fn insert(&self, _: &ReplayKey) -> Result<ReplayCheck, ReplayError> {
         Err(ReplayError::Full)
+    }
+
+    fn lifetime(&self) -> Duration {
+        Duration::hours(1)
     }
 }
 
@@ -1000,13 +1008,10 @@ fn a_replay_cache_error_fails_closed() {
             .clock(Arc::clone(&clock))
             .build()
             .unwrap();
-        let lifetime = source.max_nonce_lifetime();
         let verifier = Verifier::builder(
             NonceValidator::new(source).requirement(Requirement::Optional),
             cache,
         )
-        .nonce_lifetime(lifetime)
-        .replay_lifetime(lifetime)
         .clock(clock)
         .build()
         .unwrap();
@@ -1018,29 +1023,52 @@ fn a_replay_cache_error_fails_closed() {
         assert_eq!(refused.reason(), reason);
         assert_eq!(refused.error_code(), "invalid_dpop_proof");
     }
-    check(DownCache, Reason::ReplayCacheUnavailable);
+    check(DownCache(3600), Reason::ReplayCacheUnavailable);
     check(FullCache, Reason::ReplayCacheFull);
 }
 
 // --- Configuration ----------------------------------------------------------------------------
 
+/// A source whose nonces live `0` seconds and are never accepted.
+struct Lifetime(i64);
+
+impl dpop_nonce::NonceSource for Lifetime {
+    fn issue(&self) -> dpop_nonce::Nonce {
+        dpop_nonce::Nonce::parse("n").expect("a valid nonce")
+    }
+
+    fn check(&self, _: &str) -> dpop_nonce::NonceCheck {
+        dpop_nonce::NonceCheck::Unknown
+    }
+
+    fn max_nonce_lifetime(&self) -> Duration {
+        Duration::seconds(self.0)
+    }
+}
+
 #[test]
 fn builder_refuses_unsafe_settings() {
     use dpop_nonce::proof::BuildError;
     let build = |future: i64, replay: i64, algs: Algorithms, base: Option<&str>| {
-        let mut builder = Verifier::builder(
-            NonceValidator::new(dpop_nonce::InMemoryNonceSource::new()),
-            DownCache,
-        )
-        .algorithms(algs)
-        .iat_leeway(Duration::seconds(60), Duration::seconds(future))
-        .nonce_lifetime(Duration::seconds(100))
-        .replay_lifetime(Duration::seconds(replay));
+        let mut builder = Verifier::builder(NonceValidator::new(Lifetime(100)), DownCache(replay))
+            .algorithms(algs)
+            .iat_leeway(Duration::seconds(60), Duration::seconds(future));
+        assert_eq!(
+            builder.required_replay_lifetime(),
+            Duration::seconds(100.max(60 + future))
+        );
         if let Some(base) = base {
             builder = builder.public_base_url(base);
         }
-        builder.build().map(drop)
+        builder.build().map(|verifier| {
+            assert_eq!(verifier.replay_lifetime(), Duration::seconds(replay));
+            assert_eq!(
+                verifier.required_replay_lifetime(),
+                Duration::seconds(100.max(60 + future))
+            );
+        })
     };
+    // Both lifetimes come from the parts: the source's nonce lifetime, the cache's entries.
     assert_eq!(build(10, 100, Algorithms::DEFAULT, None), Ok(()));
     assert_eq!(
         build(10, 99, Algorithms::DEFAULT, None),
@@ -1054,6 +1082,7 @@ fn builder_refuses_unsafe_settings() {
         build(50, 100, Algorithms::DEFAULT, None),
         Err(BuildError::ReplayLifetimeTooShort { required, .. }) if required == Duration::seconds(110)
     ));
+    assert_eq!(build(50, 110, Algorithms::DEFAULT, None), Ok(()));
     assert!(matches!(
         build(61, 1_000, Algorithms::DEFAULT, None),
         Err(BuildError::FutureLeewayTooLong { .. })
@@ -1070,20 +1099,20 @@ fn builder_refuses_unsafe_settings() {
         build(10, 1_000, Algorithms::DEFAULT, Some("server.example.com")),
         Err(BuildError::InvalidBaseUrl)
     );
-    let missing = Verifier::builder(
-        NonceValidator::new(dpop_nonce::InMemoryNonceSource::new()),
-        DownCache,
-    )
-    .replay_lifetime(Duration::minutes(10))
-    .build();
-    assert!(matches!(missing, Err(BuildError::MissingNonceLifetime)));
-    let missing = Verifier::builder(
-        NonceValidator::new(dpop_nonce::InMemoryNonceSource::new()),
-        DownCache,
-    )
-    .nonce_lifetime(Duration::minutes(10))
-    .build();
-    assert!(matches!(missing, Err(BuildError::MissingReplayLifetime)));
+
+    // Through pointers (`Arc<dyn ReplayCache>`, `&C`) the cache's lifetime is still read.
+    let shared: Arc<dyn ReplayCache> = Arc::new(DownCache(5));
+    let refused = Verifier::builder(NonceValidator::new(Lifetime(100)), shared).build();
+    assert!(matches!(
+        refused,
+        Err(BuildError::ReplayLifetimeTooShort { configured, .. }) if configured == Duration::seconds(5)
+    ));
+    let cache = DownCache(100);
+    assert!(
+        Verifier::builder(NonceValidator::new(Lifetime(100)), &cache)
+            .build()
+            .is_ok()
+    );
 }
 
 #[test]
@@ -1100,4 +1129,189 @@ fn descriptions_never_echo_the_request() {
     let refused = fixture.refusal(&proof, Reason::HtmMismatch);
     assert!(!refused.to_string().contains(marker));
     assert!(!refused.description().contains(marker));
+}
+
+// --- Answers ----------------------------------------------------------------------------------
+
+/// How many headers named `name` the answer has.
+fn count(parts: &ResponseParts, name: &str) -> usize {
+    parts
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .count()
+}
+
+#[test]
+fn a_nonce_refusal_renders_use_dpop_nonce_with_its_one_fresh_nonce() {
+    let fixture = Fixture::build(
+        Backend::DEFAULT,
+        Requirement::Required,
+        Algorithms::new([Algorithm::Es256, Algorithm::Ed25519]),
+    );
+    let key = p256();
+    let refused = fixture.refusal(
+        &Proof::new(&key, None).sign(&key),
+        Reason::Nonce(RejectReason::Missing),
+    );
+    let nonce = refused.nonce().expect("a fresh nonce").as_str().to_owned();
+
+    let parts = refused.answer().to_parts(&Role::AuthorizationServer);
+    assert_eq!(parts.status, 400);
+    assert_eq!(
+        parts.body,
+        r#"{"error":"use_dpop_nonce","error_description":"Authorization server requires nonce in DPoP proof"}"#
+    );
+    assert_eq!(count(&parts, "DPoP-Nonce"), 1);
+    assert_eq!(parts.header("DPoP-Nonce"), Some(nonce.as_str()));
+    assert_eq!(parts.header("Cache-Control"), Some("no-store"));
+
+    let api = Role::ResourceServer {
+        algs: fixture.verifier.algs(),
+    };
+    let parts = Answer::from(refused).to_parts(&api);
+    assert_eq!(parts.status, 401);
+    assert_eq!(
+        parts.header("WWW-Authenticate"),
+        Some(
+            r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof", algs="ES256 Ed25519""#
+        )
+    );
+    assert_eq!(count(&parts, "DPoP-Nonce"), 1);
+    assert_eq!(parts.header("DPoP-Nonce"), Some(nonce.as_str()));
+    assert!(parts.body.is_empty());
+
+    // A stale nonce: a different fresh one, with the mismatch text.
+    let stale = fixture.refusal(
+        &Proof::new(&key, Some("not-a-nonce-of-this-server")).sign(&key),
+        Reason::Nonce(RejectReason::Mismatch),
+    );
+    let parts = stale.answer().to_parts(&Role::AuthorizationServer);
+    assert!(parts.body.starts_with(r#"{"error":"use_dpop_nonce""#));
+    assert_ne!(
+        parts.header("DPoP-Nonce"),
+        Some("not-a-nonce-of-this-server")
+    );
+    assert_eq!(count(&parts, "DPoP-Nonce"), 1);
+}
+
+#[test]
+fn proof_and_token_refusals_render_their_fixed_description_without_a_nonce() {
+    let fixture = Fixture::new(Backend::DEFAULT);
+    let api = Role::ResourceServer {
+        algs: fixture.verifier.algs(),
+    };
+    assert_eq!(
+        fixture.verifier.algs().as_str(),
+        fixture.verifier.algorithms().to_string()
+    );
+    let key = p256();
+    let mut proof = valid(&fixture, &key).sign(&key);
+    proof.replace_range(proof.len() - 4.., "AAAA");
+    let refused = fixture.refusal(&proof, Reason::BadSignature);
+
+    let parts = refused.answer().to_parts(&Role::AuthorizationServer);
+    assert_eq!(parts.status, 400);
+    assert_eq!(
+        parts.body,
+        r#"{"error":"invalid_dpop_proof","error_description":"DPoP proof signature does not verify"}"#
+    );
+    assert_eq!(count(&parts, "DPoP-Nonce"), 0);
+
+    let parts = refused.answer().to_parts(&api);
+    assert_eq!(parts.status, 401);
+    assert_eq!(
+        parts.header("WWW-Authenticate").unwrap(),
+        format!(
+            r#"DPoP error="invalid_dpop_proof", error_description="DPoP proof signature does not verify", algs="{}""#,
+            fixture.verifier.algorithms()
+        )
+    );
+    assert_eq!(count(&parts, "DPoP-Nonce"), 0);
+
+    let parts = Answer::from(Rejection::new(Reason::JktMismatch)).to_parts(&api);
+    assert!(
+        parts
+            .header("WWW-Authenticate")
+            .unwrap()
+            .starts_with(r#"DPoP error="invalid_token", error_description="Invalid DPoP key binding", algs="ES256 "#),
+        "{parts:?}"
+    );
+
+    // No credentials at all: the bare challenge at a resource server.
+    let missing = dpop_access_token::<_, str>([]).unwrap_err();
+    let parts = missing.answer().to_parts(&api);
+    assert_eq!(
+        parts.header("WWW-Authenticate").unwrap(),
+        format!(r#"DPoP algs="{}""#, fixture.verifier.algorithms())
+    );
+    assert_eq!(count(&parts, "DPoP-Nonce"), 0);
+    let parts = missing.answer().to_parts(&Role::AuthorizationServer);
+    assert_eq!(parts.status, 400);
+    assert!(parts.body.starts_with(r#"{"error":"invalid_dpop_proof""#));
+
+    // A server that wants the next proof to carry a nonce adds one; still exactly one header.
+    let nonce = fixture.verifier.validator().issue();
+    let parts = refused.answer().with_nonce(nonce.clone()).to_parts(&api);
+    assert_eq!(count(&parts, "DPoP-Nonce"), 1);
+    assert_eq!(parts.header("DPoP-Nonce"), Some(nonce.as_str()));
+}
+
+#[test]
+fn every_reason_renders_its_own_fixed_description() {
+    let reasons = [
+        Reason::MissingProof,
+        Reason::MultipleProofs,
+        Reason::ProofTooLarge,
+        Reason::MalformedJws,
+        Reason::MalformedHeader,
+        Reason::DuplicateMember,
+        Reason::NestingTooDeep,
+        Reason::WrongTyp,
+        Reason::UnsupportedCrit,
+        Reason::UnsupportedAlg,
+        Reason::MissingJwk,
+        Reason::PrivateKeyMember,
+        Reason::SymmetricKey,
+        Reason::UnsupportedKey,
+        Reason::InvalidKey,
+        Reason::AlgKeyMismatch,
+        Reason::RsaKeyTooSmall,
+        Reason::RsaKeyTooLarge,
+        Reason::BadSignature,
+        Reason::MalformedClaims,
+        Reason::HtmMismatch,
+        Reason::HtuMismatch,
+        Reason::InvalidIat,
+        Reason::IatTooOld,
+        Reason::IatInFuture,
+        Reason::InvalidJti,
+        Reason::JtiTooLong,
+        Reason::MissingAth,
+        Reason::AthMismatch,
+        Reason::JktMismatch,
+        Reason::DpopJktMismatch,
+        Reason::Replayed,
+        Reason::ReplayCacheFull,
+        Reason::ReplayCacheUnavailable,
+        Reason::BearerScheme,
+        Reason::MalformedAuthorization,
+    ];
+    for reason in reasons {
+        assert!(
+            ErrorDescription::new(reason.description()).is_ok(),
+            "{reason:?}"
+        );
+        let refused = Rejection::new(reason);
+        let parts = refused.answer().to_parts(&Role::AuthorizationServer);
+        assert_eq!(
+            parts.body,
+            format!(
+                r#"{{"error":"{}","error_description":"{}"}}"#,
+                refused.error_code(),
+                reason.description()
+            )
+        );
+        assert_eq!(count(&parts, "DPoP-Nonce"), 0, "{reason:?}");
+    }
 }

@@ -326,6 +326,10 @@ impl ReplayCache for Down {
             "backend timed out",
         )))
     }
+
+    fn lifetime(&self) -> Duration {
+        Duration::minutes(10)
+    }
 }
 
 /// What a server does with the answer: only `Fresh` lets a proof through.
@@ -346,6 +350,10 @@ fn the_trait_is_object_safe_and_errors_fail_closed() {
     assert!(!accept(caches[0].as_ref(), &k));
     assert!(!accept(&&*memory, &k));
     assert!(!accept(caches[1].as_ref(), &key("never-seen")));
+    // The entry lifetime goes through every pointer.
+    assert_eq!(caches[0].lifetime(), Duration::minutes(1));
+    assert_eq!(caches[1].lifetime(), Duration::minutes(10));
+    assert_eq!(ReplayCache::lifetime(&&*memory), Duration::minutes(1));
 
     let err = Down.insert(&k).unwrap_err();
     assert!(err.to_string().contains("backend timed out"));

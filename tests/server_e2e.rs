@@ -1,7 +1,7 @@
 //! End-to-end test of the reference server (`examples/server`) over real HTTP.
 //!
-//! The example's router and proof verification are compiled into this test from their source
-//! files, and served on a loopback port: the test exercises the very code the example runs,
+//! The example's router is compiled into this test from its source file, and served on a
+//! loopback port: the test exercises the very code the example runs,
 //! without building or locating a second binary. Proofs are signed with P-256 keys made here;
 //! the client side of the nonce dance (nonce store, retry decision) is `dpop_nonce::client`.
 //!
@@ -11,8 +11,6 @@
 #[path = "../examples/server/app.rs"]
 mod app;
 mod e2e_support;
-#[path = "../examples/server/proof.rs"]
-mod proof;
 
 use std::time::Duration as StdDuration;
 
@@ -277,7 +275,8 @@ async fn token_with_another_keys_proof_is_invalid_token() {
         assert!(reply.nonce().is_none(), "no nonce offered: {reply:?}");
     }
 
-    // The owner's key with an `ath` for another token.
+    // The owner's key with an `ath` for another token: the proof was made for another
+    // request (RFC 9449 §4.3, check 12), so the proof is invalid, not the token.
     let proof = owner.key.proof(
         "GET",
         &server.url("/resource"),
@@ -287,7 +286,8 @@ async fn token_with_another_keys_proof_is_invalid_token() {
     let reply = server
         .send(server.resource_request(&access_token, &proof))
         .await;
-    assert_rs_error(&reply, "invalid_token");
+    assert_rs_error(&reply, "invalid_dpop_proof");
+    assert!(reply.nonce().is_none(), "no nonce offered: {reply:?}");
 
     // An unknown token.
     let proof = owner.key.proof(
@@ -669,6 +669,13 @@ async fn bad_input_gets_a_clean_json_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eddsa_proofs_are_verified() {
+    // The key type by both of its algorithm names (RFC 8037 and RFC 9864).
+    for alg in ["EdDSA", "Ed25519"] {
+        ed25519_proofs_are_verified(alg).await;
+    }
+}
+
+async fn ed25519_proofs_are_verified(alg: &str) {
     use ed25519_dalek::Signer as _;
 
     let server = Server::start(ROTATION).await;
@@ -678,7 +685,7 @@ async fn eddsa_proofs_are_verified() {
     let x = URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
     let header = json!({
         "typ": "dpop+jwt",
-        "alg": "EdDSA",
+        "alg": alg,
         "jwk": { "kty": "OKP", "crv": "Ed25519", "x": x },
     });
     let proof = |htm: &str, htu: &str, nonce: Option<&str>, ath: Option<&str>| {
@@ -750,6 +757,10 @@ fn htu_normalization() {
         ("https:///token", None),
     ];
     for (input, expected) in cases {
-        assert_eq!(proof::normalize_htu(input).as_deref(), expected, "{input}");
+        assert_eq!(
+            dpop_nonce::proof::normalize_htu(input).as_deref(),
+            expected,
+            "{input}"
+        );
     }
 }

@@ -5,6 +5,9 @@
 //!   authorization-server nonce.
 //! - `GET /resource`: a protected resource taking `Authorization: DPoP <token>` (RFC 9449 §7),
 //!   with a resource-server nonce from a separate source (§9).
+//!
+//! Each endpoint has its own `dpop_nonce::proof::Verifier`: it checks the whole proof (RFC 9449
+//! §4.3), the nonce and the `jti`, and its refusals render through `dpop_nonce::render`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,24 +18,26 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use dpop_nonce::axum::Reply;
 use dpop_nonce::http::expose_dpop_headers;
-use dpop_nonce::render::{Algs, Answer, ErrorDescription, Role};
-use dpop_nonce::replay::{InMemoryReplayCache, ReplayCache, ReplayCheck, ReplayKey};
-use dpop_nonce::{InMemoryNonceSource, NonceValidator};
+use dpop_nonce::proof::{
+    DEFAULT_FUTURE_LEEWAY, DEFAULT_PAST_LEEWAY, ProofRequest, Reason, Rejection, Verifier,
+    dpop_access_token,
+};
+use dpop_nonce::render::{Answer, ErrorDescription, Role};
+use dpop_nonce::replay::InMemoryReplayCache;
+use dpop_nonce::{InMemoryNonceSource, NonceSource as _, NonceValidator};
 use rand::TryRngCore as _;
 use rand::rngs::OsRng;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use time::{Duration, OffsetDateTime};
-
-use crate::proof::{self, Expected, ProofError, SUPPORTED_ALGS, VerifiedProof};
 
 /// The one registered client.
 const CLIENT_ID: &str = "demo-client";
@@ -54,17 +59,18 @@ pub struct Config {
     pub rotation: Duration,
 }
 
+/// The proof verifier of one endpoint: its own nonce source and replay cache.
+type EndpointVerifier = Verifier<InMemoryNonceSource, InMemoryReplayCache>;
+
 /// Everything the handlers share.
 struct AppState {
     issuer: String,
     token_url: String,
-    resource_url: String,
-    /// Nonces of the authorization server (`/token`).
-    as_nonces: NonceValidator<InMemoryNonceSource>,
-    /// Nonces of the resource server (`/resource`): a separate source, so a nonce of one server
-    /// is refused by the other (RFC 9449 §9).
-    rs_nonces: NonceValidator<InMemoryNonceSource>,
-    replay: InMemoryReplayCache,
+    /// Proofs at `/token`, with the authorization server's nonces.
+    token_proofs: EndpointVerifier,
+    /// Proofs at `/resource`, with the resource server's nonces: a separate source, so a nonce
+    /// of one server is refused by the other (RFC 9449 §9).
+    resource_proofs: EndpointVerifier,
     /// Access tokens by the base64url SHA-256 of the token, which is also the `ath` a proof
     /// must carry for it: only hashes of tokens are kept.
     tokens: Mutex<HashMap<String, Grant>>,
@@ -80,32 +86,49 @@ struct Grant {
     expires_at: i64,
 }
 
+/// A verifier for the endpoints under `public_url`: nonces rotating every `rotation`, required
+/// in every proof; the default algorithms (ES256, ES384, EdDSA, Ed25519, RS256, PS256) and
+/// `iat` leeways.
+///
+/// The replay cache keeps each `jti` as long as its proof could pass again: as long as a nonce
+/// lives, and at least the `iat` window, which is the longer of the two with short rotations.
+/// The verifier refuses to be built with a cache that forgets sooner.
+fn endpoint_verifier(public_url: &str, rotation: Duration) -> Result<EndpointVerifier, String> {
+    let source = InMemoryNonceSource::builder()
+        .rotation(rotation)
+        .build()
+        .map_err(|err| err.to_string())?;
+    let lifetime = source
+        .max_nonce_lifetime()
+        .max(DEFAULT_PAST_LEEWAY + DEFAULT_FUTURE_LEEWAY);
+    let replay = InMemoryReplayCache::builder(lifetime)
+        .build()
+        .map_err(|err| err.to_string())?;
+    Verifier::builder(NonceValidator::new(source), replay)
+        .public_base_url(public_url)
+        .build()
+        .map_err(|err| format!("{public_url}: {err}"))
+}
+
 /// Builds the router.
 ///
 /// # Errors
 ///
-/// A message when the configuration cannot work (a rotation interval that is not positive).
+/// A message when the configuration cannot work (a rotation interval that is not positive, a
+/// public URL that is not an absolute `http(s)` URL without query).
 pub fn router(config: Config) -> Result<Router, String> {
-    let nonce_source = || {
-        InMemoryNonceSource::builder()
-            .rotation(config.rotation)
-            .build()
-            .map_err(|err| err.to_string())
-    };
-    let as_source = nonce_source()?;
-    // A proof is accepted only while its nonce is, so the replay cache keeps each `jti` for the
-    // longest time a nonce of this rotation lives.
-    let replay = InMemoryReplayCache::for_source(&as_source);
     let issuer = config.public_url.trim_end_matches('/').to_owned();
+    let token_proofs = endpoint_verifier(&issuer, config.rotation)?;
+    let resource_proofs = endpoint_verifier(&issuer, config.rotation)?;
     let state = AppState {
         token_url: format!("{issuer}/token"),
-        resource_url: format!("{issuer}/resource"),
         issuer,
-        as_nonces: NonceValidator::new(as_source),
-        rs_nonces: NonceValidator::new(nonce_source()?),
-        replay,
+        resource_server: Role::ResourceServer {
+            algs: resource_proofs.algs(),
+        },
+        token_proofs,
+        resource_proofs,
         tokens: Mutex::new(HashMap::new()),
-        resource_server: resource_server()?,
     };
     Ok(Router::new()
         .route("/.well-known/oauth-authorization-server", get(metadata))
@@ -123,12 +146,18 @@ pub fn router(config: Config) -> Result<Router, String> {
 }
 
 async fn metadata(State(state): State<Arc<AppState>>) -> Response {
+    let algs: Vec<&str> = state
+        .token_proofs
+        .algorithms()
+        .iter()
+        .map(|alg| alg.name())
+        .collect();
     Json(json!({
         "issuer": state.issuer,
         "token_endpoint": state.token_url,
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "dpop_signing_alg_values_supported": SUPPORTED_ALGS,
+        "dpop_signing_alg_values_supported": algs,
     }))
     .into_response()
 }
@@ -136,10 +165,11 @@ async fn metadata(State(state): State<Arc<AppState>>) -> Response {
 /// `POST /token`.
 async fn token(
     State(state): State<Arc<AppState>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let mut response = issue_token(&state, &headers, body).into_response();
+    let mut response = issue_token(&state, &uri, &headers, body).into_response();
     // Browser clients may read the nonce and the challenge (RFC 9449 §8, §7.1).
     expose_dpop_headers(response.headers_mut());
     response
@@ -147,6 +177,7 @@ async fn token(
 
 fn issue_token(
     state: &AppState,
+    uri: &Uri,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Refusal> {
@@ -164,138 +195,82 @@ fn issue_token(
         None => return Err(Refusal::invalid_request("grant_type is missing")),
     }
 
-    // RFC 9449 §4.3: the proof, then its nonce (§8), then its `jti` (§11.1).
-    let as_error = |ProofError(why)| {
-        Refusal::dpop(
-            described(Answer::invalid_dpop_proof(), why),
-            Role::AuthorizationServer,
-        )
-    };
-    let proof = single_proof(headers)
-        .and_then(|proof| {
-            proof::verify(
-                proof,
-                Expected {
-                    method: "POST",
-                    url: &state.token_url,
-                    now: now(),
-                },
-            )
-        })
-        .map_err(as_error)?;
-    let accepted = state
-        .as_nonces
-        .validate(proof.nonce.as_deref())
-        .map_err(|refused| Refusal::dpop(refused.into(), Role::AuthorizationServer))?;
-    check_replay(state, &proof).map_err(as_error)?;
+    // RFC 9449 §4.3 in one call: the proof, its nonce (§8), then its `jti` (§11.1).
+    let target = uri.to_string();
+    let request = ProofRequest::new("POST", &target, headers.get_all("dpop"));
+    let verified = state
+        .token_proofs
+        .verify(&request)
+        .map_err(|refused| Refusal::dpop(refused.answer(), Role::AuthorizationServer))?;
 
     let access_token = random_token().ok_or(Refusal::Unavailable)?;
     let grant = Grant {
         client_id,
-        jkt: proof.jkt,
+        jkt: verified.jkt().as_str().to_owned(),
         expires_at: now() + TOKEN_LIFETIME,
     };
     store_token(state, &access_token, grant)?;
-    // `accepted` adds the refresh nonce, if any, as the one `DPoP-Nonce` header (§8.2).
     let body = Json(json!({
         "access_token": access_token,
         "token_type": "DPoP",
         "expires_in": TOKEN_LIFETIME,
     }));
-    Ok((accepted, [(CACHE_CONTROL, "no-store")], body).into_response())
+    // `verified` adds the refresh nonce, if any, as the one `DPoP-Nonce` header (§8.2).
+    Ok(([(CACHE_CONTROL, "no-store")], verified, body).into_response())
 }
 
 /// `GET /resource`.
-async fn resource(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let mut response = serve_resource(&state, &headers).into_response();
+async fn resource(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) -> Response {
+    let mut response = serve_resource(&state, &uri, &headers).into_response();
     expose_dpop_headers(response.headers_mut());
     response
 }
 
-fn serve_resource(state: &AppState, headers: &HeaderMap) -> Result<Response, Refusal> {
-    let access_token = dpop_access_token(headers).map_err(|why| match why {
-        None => Refusal::challenge(Challenge::NoCredentials, "DPoP access token required"),
-        Some(why) => Refusal::challenge(Challenge::InvalidToken, why),
-    })?;
-    let proof = single_proof(headers)
-        .and_then(|proof| {
-            proof::verify(
-                proof,
-                Expected {
-                    method: "GET",
-                    url: &state.resource_url,
-                    now: now(),
-                },
-            )
-        })
-        .map_err(|ProofError(why)| Refusal::challenge(Challenge::InvalidDpopProof, why))?;
+fn serve_resource(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Response, Refusal> {
+    let refuse = |refused| Refusal::resource(&state.resource_server, refused);
+    let authorization = headers.get_all(AUTHORIZATION);
+    if authorization
+        .iter()
+        .any(|value| value.len() > MAX_AUTHORIZATION_LEN)
+    {
+        return Err(refuse(Rejection::new(Reason::MalformedAuthorization)));
+    }
+    let access_token = dpop_access_token(authorization).map_err(refuse)?;
 
-    // The token and its key binding come before the nonce: a proof made with the wrong key
-    // cannot be fixed by a retry with a fresh nonce, so it must not be told to try one.
+    // The token's key binding, when the token is known. An unknown token is bound to no key:
+    // the proof is still checked, so a missing or broken proof is reported as such, and the
+    // verifier then stops at the binding (`invalid_token`), before the nonce and the replay
+    // cache.
     let token_hash = URL_SAFE_NO_PAD.encode(Sha256::digest(access_token.as_bytes()));
-    let client_id = {
+    let grant = {
         let tokens = state.tokens.lock().map_err(|_| Refusal::Unavailable)?;
-        let grant = tokens
+        tokens
             .get(&token_hash)
             .filter(|grant| grant.expires_at > now())
-            .ok_or_else(|| {
-                Refusal::challenge(Challenge::InvalidToken, "Unknown or expired access token")
-            })?;
-        if grant.jkt != proof.jkt {
-            return Err(Refusal::challenge(
-                Challenge::InvalidToken,
-                "Invalid DPoP key binding",
-            ));
-        }
-        grant.client_id.clone()
+            .map(|grant| (grant.client_id.clone(), grant.jkt.clone()))
     };
-    if proof.ath.as_deref() != Some(token_hash.as_str()) {
-        return Err(Refusal::challenge(
-            Challenge::InvalidToken,
-            "DPoP proof ath does not match the access token",
-        ));
-    }
-    let accepted = state
-        .rs_nonces
-        .validate(proof.nonce.as_deref())
-        .map_err(|refused| Refusal::dpop(refused.into(), state.resource_server.clone()))?;
-    check_replay(state, &proof)
-        .map_err(|ProofError(why)| Refusal::challenge(Challenge::InvalidDpopProof, why))?;
+    let bound_jkt = grant.as_ref().map_or("", |(_, jkt)| jkt.as_str());
+    let target = uri.to_string();
+    let request = ProofRequest::new("GET", &target, headers.get_all("dpop"))
+        .access_token(access_token, bound_jkt);
+    let verified = match (state.resource_proofs.verify(&request), grant) {
+        (Ok(verified), Some((client_id, _))) => (verified, client_id),
+        // A good proof for a token bound to no key stops at the binding: the token is unknown.
+        (Err(refused), None) if refused.reason() == Reason::JktMismatch => {
+            return Err(Refusal::unknown_token(&state.resource_server));
+        }
+        (Err(refused), _) => return Err(refuse(refused)),
+        // Unreachable, as no thumbprint is empty; refused all the same.
+        (Ok(_), None) => return Err(Refusal::unknown_token(&state.resource_server)),
+    };
+    let (verified, client_id) = verified;
 
     let body = Json(json!({
         "message": "Hello from the resource server",
         "client_id": client_id,
-        "jkt": proof.jkt,
+        "jkt": verified.jkt().as_str(),
     }));
-    Ok((accepted, body).into_response())
-}
-
-/// The `DPoP` header: exactly one, of bounded size, visible ASCII.
-fn single_proof(headers: &HeaderMap) -> Result<&str, ProofError> {
-    let mut values = headers.get_all("dpop").iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return Err(ProofError("Exactly one DPoP header is required"));
-    };
-    if value.len() > proof::MAX_PROOF_LEN {
-        return Err(ProofError("DPoP proof is too large"));
-    }
-    value
-        .to_str()
-        .map_err(|_| ProofError("DPoP header is not visible ASCII"))
-}
-
-/// Records the proof's `jti`, scoped by its key, and refuses a proof seen before. Any cache
-/// failure refuses the proof too: a `jti` that cannot be shown to be new is not accepted.
-fn check_replay(state: &AppState, proof: &VerifiedProof) -> Result<(), ProofError> {
-    let key = ReplayKey::new(&proof.jkt, &proof.jti)
-        .map_err(|_| ProofError("DPoP proof jti is not acceptable"))?;
-    match state.replay.insert(&key) {
-        Ok(ReplayCheck::Fresh) => Ok(()),
-        Ok(ReplayCheck::Replayed) => Err(ProofError("DPoP proof was already used")),
-        Err(_) => Err(ProofError(
-            "DPoP proof could not be checked for replay; try again",
-        )),
-    }
+    Ok((verified, body).into_response())
 }
 
 /// The token endpoint's form body, refusing anything else and repeated parameters.
@@ -388,37 +363,6 @@ fn form_decode(value: &str) -> Option<String> {
         .map(|decoded| decoded.into_owned())
 }
 
-/// The token of `Authorization: DPoP <token>`: `Err(None)` when there is no `Authorization`
-/// header at all, `Err(Some(why))` when there is one that does not fit.
-fn dpop_access_token(headers: &HeaderMap) -> Result<&str, Option<&'static str>> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let value = match (values.next(), values.next()) {
-        (None, _) => return Err(None),
-        (Some(value), None) => value,
-        (Some(_), Some(_)) => return Err(Some("Exactly one Authorization header is required")),
-    };
-    if value.len() > MAX_AUTHORIZATION_LEN {
-        return Err(Some("Authorization header is too large"));
-    }
-    let value = value
-        .to_str()
-        .map_err(|_| Some("Authorization header is not visible ASCII"))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or(Some("Authorization header is malformed"))?;
-    if !scheme.eq_ignore_ascii_case("dpop") {
-        return Err(Some(
-            "A DPoP-bound access token must be sent with the DPoP scheme",
-        ));
-    }
-    let token = token.trim();
-    let token68 = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b);
-    if token.is_empty() || !token.bytes().all(token68) {
-        return Err(Some("Access token is malformed"));
-    }
-    Ok(token)
-}
-
 fn store_token(state: &AppState, access_token: &str, grant: Grant) -> Result<(), Refusal> {
     let mut tokens = state.tokens.lock().map_err(|_| Refusal::Unavailable)?;
     if tokens.len() >= MAX_TOKENS {
@@ -444,21 +388,6 @@ fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// The resource server's role: its challenges name [`SUPPORTED_ALGS`].
-fn resource_server() -> Result<Role, String> {
-    let algs = Algs::new(SUPPORTED_ALGS).map_err(|err| err.to_string())?;
-    Ok(Role::ResourceServer { algs })
-}
-
-/// `answer` with one of the server's own messages as its `error_description`, repaired rather
-/// than dropped should one ever hold a character that cannot be sent.
-fn described(answer: Answer, text: &str) -> Answer {
-    match ErrorDescription::lossy(text) {
-        Some(description) => answer.with_description(description),
-        None => answer,
-    }
-}
-
 /// Every way a request is refused. Each renders with `Cache-Control: no-store`.
 enum Refusal {
     /// An error of the token endpoint (or any endpoint) with its status: a JSON body
@@ -476,42 +405,13 @@ enum Refusal {
     Dpop(Box<Reply>),
     /// A resource-server refusal: the `DPoP` challenge of [`Refusal::Dpop`] (RFC 9449 §7.1),
     /// with the error repeated in a JSON body for clients that read bodies.
-    Challenge {
-        challenge: Challenge,
+    Resource {
+        reply: Box<Reply>,
+        error: &'static str,
         description: &'static str,
     },
     /// The server cannot take more work right now.
     Unavailable,
-}
-
-/// What a resource server's challenge says.
-#[derive(Clone, Copy)]
-enum Challenge {
-    /// No `Authorization` at all: the bare challenge, without error information
-    /// (RFC 6750 §3.1). The JSON body still says `invalid_token`.
-    NoCredentials,
-    /// The token is malformed, unknown, expired, or bound to another key.
-    InvalidToken,
-    /// The proof is missing, invalid or replayed.
-    InvalidDpopProof,
-}
-
-impl Challenge {
-    fn answer(self) -> Answer {
-        match self {
-            Self::NoCredentials => Answer::no_credentials(),
-            Self::InvalidToken => Answer::invalid_token(),
-            Self::InvalidDpopProof => Answer::invalid_dpop_proof(),
-        }
-    }
-
-    /// The `error` of the JSON body.
-    fn error(self) -> &'static str {
-        match self {
-            Self::NoCredentials | Self::InvalidToken => "invalid_token",
-            Self::InvalidDpopProof => "invalid_dpop_proof",
-        }
-    }
 }
 
 impl Refusal {
@@ -527,10 +427,33 @@ impl Refusal {
         Self::Dpop(Box::new(answer.into_axum(role)))
     }
 
-    fn challenge(challenge: Challenge, description: &'static str) -> Self {
-        Self::Challenge {
-            challenge,
-            description,
+    /// The resource server's answer to `refused`.
+    fn resource(role: &Role, refused: Rejection) -> Self {
+        // The bare challenge of a request without credentials has no error code; the body
+        // still names one.
+        let error = if refused.is_missing_credentials() {
+            "invalid_token"
+        } else {
+            refused.error_code()
+        };
+        Self::Resource {
+            reply: Box::new(refused.answer().into_axum(role.clone())),
+            error,
+            description: refused.description(),
+        }
+    }
+
+    /// The resource server's answer to a token it does not know, or that expired.
+    fn unknown_token(role: &Role) -> Self {
+        const WHY: &str = "Unknown or expired access token";
+        let answer = match ErrorDescription::new(WHY) {
+            Ok(description) => Answer::invalid_token().with_description(description),
+            Err(_) => Answer::invalid_token(),
+        };
+        Self::Resource {
+            reply: Box::new(answer.into_axum(role.clone())),
+            error: "invalid_token",
+            description: WHY,
         }
     }
 }
@@ -539,15 +462,14 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let (status, error, description, challenge) = match self {
             Self::Dpop(reply) => return reply.into_response(),
-            Self::Challenge {
-                challenge,
+            Self::Resource {
+                reply,
+                error,
                 description,
             } => {
-                let role = resource_server().unwrap_or(Role::ResourceServer { algs: Algs::none() });
-                let answer = described(challenge.answer(), description);
-                let (parts, _) = answer.into_axum(role).into_response().into_parts();
+                let (parts, _) = reply.into_response().into_parts();
                 let body = Json(json!({
-                    "error": challenge.error(),
+                    "error": error,
                     "error_description": description,
                 }));
                 return (parts, body).into_response();

@@ -1,7 +1,7 @@
 //! A small OAuth authorization server and resource server that demand DPoP nonces, on axum.
 //!
 //! ```text
-//! cargo run --example server --features axum,replay -- --addr 127.0.0.1:8080
+//! cargo run --example server --features axum,proof -- --addr 127.0.0.1:8080
 //! ```
 //!
 //! Options:
@@ -12,10 +12,10 @@
 //!   `http://` and the bound address). Proofs must name it in `htu`.
 //!
 //! The client `demo-client` with secret `demo-secret` may use `client_secret_basic` or
-//! `client_secret_post`. See `app.rs` for the endpoints and `proof.rs` for proof verification.
+//! `client_secret_post`. See `app.rs` for the endpoints; proofs are verified by
+//! `dpop_nonce::proof::Verifier`, with ES256, ES384, EdDSA, Ed25519, RS256 and PS256 keys.
 
 mod app;
-mod proof;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -59,7 +59,8 @@ fn parse_args() -> Result<Args, String> {
                 args.rotation = Duration::seconds(i64::from(seconds));
             }
             "--public-url" => {
-                if proof::normalize_htu(&value).is_none() || value.contains(['?', '#']) {
+                if dpop_nonce::proof::normalize_htu(&value).is_none() || value.contains(['?', '#'])
+                {
                     return Err(format!(
                         "--public-url {value}: expected an http(s) URL without query"
                     ));

@@ -81,8 +81,6 @@ fn harness() -> &'static Harness {
             cache,
         )
         .algorithms(Algorithms::new(dpop_nonce::proof::Algorithm::ALL))
-        .nonce_lifetime(lifetime)
-        .replay_lifetime(lifetime)
         .clock(clock)
         .build()
         .expect("verifier");

@@ -37,9 +37,18 @@
 //! By default `iat` may lie up to 60 seconds in the past ([`DEFAULT_PAST_LEEWAY`]) and 10 in
 //! the future ([`DEFAULT_FUTURE_LEEWAY`], the FAPI 2.0 tolerance; more than
 //! [`MAX_FUTURE_LEEWAY`] cannot be configured). Replay entries must outlive the time a proof
-//! can be accepted: the builder refuses a cache entry lifetime shorter than
+//! can be accepted. The verifier reads both lifetimes from its parts, the nonce lifetime from
+//! the source ([`NonceSource::max_nonce_lifetime`](crate::NonceSource::max_nonce_lifetime)) and
+//! the entry lifetime from the cache ([`ReplayCache::lifetime`](crate::replay::ReplayCache::lifetime)),
+//! and the builder refuses a cache whose entries live less than
 //! [`VerifierBuilder::required_replay_lifetime`], the longer of the nonce lifetime and the
 //! `iat` window.
+//!
+//! # Answering
+//!
+//! A [`Rejection`] renders through [`render`](crate::render): [`Rejection::answer`] (or
+//! `Answer::from`) picks the answer, and a [`Role`](crate::render::Role) its form. A resource
+//! server names the verifier's algorithms in its challenge with [`Verifier::algs`].
 //!
 //! # Example
 //!
@@ -50,19 +59,19 @@
 //! ```
 //! use std::sync::Arc;
 //! use dpop_nonce::proof::{ProofRequest, Verifier};
+//! use dpop_nonce::render::Role;
 //! use dpop_nonce::replay::InMemoryReplayCache;
 //! use dpop_nonce::{InMemoryNonceSource, ManualClock, NonceSource, NonceValidator, Requirement};
 //! use time::Duration;
 //!
 //! let clock = Arc::new(ManualClock::at_unix(Duration::seconds(1_562_262_616)));
 //! let source = InMemoryNonceSource::builder().clock(Arc::clone(&clock)).build()?;
-//! let lifetime = source.max_nonce_lifetime();
-//! let replay = InMemoryReplayCache::builder(lifetime).clock(Arc::clone(&clock)).build()?;
+//! let replay = InMemoryReplayCache::builder(source.max_nonce_lifetime())
+//!     .clock(Arc::clone(&clock))
+//!     .build()?;
 //! let validator = NonceValidator::new(source).requirement(Requirement::Optional);
 //! let verifier = Verifier::builder(validator, replay)
 //!     .public_base_url("https://server.example.com")
-//!     .nonce_lifetime(lifetime)
-//!     .replay_lifetime(lifetime)
 //!     .clock(Arc::clone(&clock))
 //!     .build()?;
 //!
@@ -77,6 +86,11 @@
 //! let refused = verifier.verify(&request).unwrap_err();
 //! assert_eq!(refused.error_code(), "invalid_dpop_proof");
 //! assert_eq!(refused.description(), "DPoP proof was already used");
+//!
+//! // Rendered for the token endpoint: 400 with a JSON body.
+//! let parts = refused.answer().to_parts(&Role::AuthorizationServer);
+//! assert_eq!(parts.status, 400);
+//! assert!(parts.body.starts_with(r#"{"error":"invalid_dpop_proof""#));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

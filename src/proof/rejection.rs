@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::render::{Answer, ErrorDescription};
 use crate::{Nonce, RejectReason, UseDpopNonce};
 
 /// What to answer: the OAuth error code, and for a nonce problem the fresh nonce to send.
@@ -247,6 +248,77 @@ impl Rejection {
     /// error code (RFC 6750 §3).
     pub fn is_missing_credentials(&self) -> bool {
         self.reason == Reason::MissingAccessToken
+    }
+
+    /// The answer to send, ready to render for a [`Role`](crate::render::Role):
+    ///
+    /// | kind | answer | `DPoP-Nonce` | `error_description` |
+    /// |---|---|---|---|
+    /// | `use_dpop_nonce` | [`Answer::use_dpop_nonce`] | the fresh nonce | the role's text (RFC 9449 Figures 20, 24) |
+    /// | `invalid_dpop_proof` | [`Answer::invalid_dpop_proof`] | none | [`Reason::description`] |
+    /// | `invalid_token` | [`Answer::invalid_token`] | none | [`Reason::description`] |
+    /// | no credentials ([`is_missing_credentials`](Self::is_missing_credentials)) | [`Answer::no_credentials`] | none | none at a resource server |
+    ///
+    /// The description is always the fixed text of the reason, never anything from the request.
+    /// Only `use_dpop_nonce` carries a nonce: the other refusals are not fixed by a retry with
+    /// a fresh nonce, and a client reads a nonce on them as a hint to retry. To hand one out
+    /// anyway (a server that wants the client's *next* proof to carry one), add
+    /// `.with_nonce(verifier.validator().issue())`.
+    ///
+    /// ```
+    /// use dpop_nonce::proof::{Reason, Rejection};
+    /// use dpop_nonce::render::{Algs, Answer, Role};
+    ///
+    /// let parts = Rejection::new(Reason::BadSignature).answer().to_parts(&Role::AuthorizationServer);
+    /// assert_eq!(parts.status, 400);
+    /// assert_eq!(
+    ///     parts.body,
+    ///     r#"{"error":"invalid_dpop_proof","error_description":"DPoP proof signature does not verify"}"#
+    /// );
+    ///
+    /// let api = Role::ResourceServer { algs: Algs::new(["ES256"])? };
+    /// let parts = Answer::from(Rejection::new(Reason::JktMismatch)).to_parts(&api);
+    /// assert_eq!(parts.status, 401);
+    /// assert_eq!(
+    ///     parts.header("WWW-Authenticate"),
+    ///     Some(r#"DPoP error="invalid_token", error_description="Invalid DPoP key binding", algs="ES256""#)
+    /// );
+    /// # Ok::<(), dpop_nonce::RenderError>(())
+    /// ```
+    pub fn answer(&self) -> Answer {
+        if self.is_missing_credentials() {
+            return Answer::no_credentials();
+        }
+        let answer = match (&self.kind, self.reason) {
+            (RejectionKind::UseDpopNonce { nonce }, Reason::Nonce(why)) => {
+                return Answer::use_dpop_nonce_parts(why, nonce.clone());
+            }
+            (RejectionKind::UseDpopNonce { nonce }, _) => {
+                // Not built by this crate, but a nonce answer all the same.
+                return Answer::use_dpop_nonce_parts(RejectReason::Mismatch, nonce.clone());
+            }
+            (RejectionKind::InvalidDpopProof, _) => Answer::invalid_dpop_proof(),
+            (RejectionKind::InvalidToken, _) => Answer::invalid_token(),
+        };
+        // Every reason's text is a valid description (a test checks them all); should one
+        // ever not be, the kind's default description is sent instead.
+        match ErrorDescription::new(self.reason.description()) {
+            Ok(description) => answer.with_description(description),
+            Err(_) => answer,
+        }
+    }
+}
+
+/// [`Rejection::answer`].
+impl From<Rejection> for Answer {
+    fn from(rejection: Rejection) -> Self {
+        rejection.answer()
+    }
+}
+
+impl From<&Rejection> for Answer {
+    fn from(rejection: &Rejection) -> Self {
+        rejection.answer()
     }
 }
 

@@ -17,6 +17,7 @@ use super::jws::{self, CompactJws, ProofHeader};
 use super::rejection::{Reason, Rejection};
 use super::request::{DpopHeader, ProofRequest};
 use super::verified::VerifiedProof;
+use crate::render::Algs;
 use crate::replay::{MAX_JTI_LEN, ReplayCache, ReplayCheck, ReplayError, ReplayKey};
 use crate::{Clock, NonceSource, NonceValidator, SystemClock};
 
@@ -63,16 +64,12 @@ pub enum BuildError {
     /// fragment.
     #[error("the public base URL is not an absolute http(s) URL without query or fragment")]
     InvalidBaseUrl,
-    /// [`VerifierBuilder::nonce_lifetime`] was not called.
-    #[error("the nonce lifetime was not given")]
-    MissingNonceLifetime,
-    /// [`VerifierBuilder::replay_lifetime`] was not called.
-    #[error("the replay cache entry lifetime was not given")]
-    MissingReplayLifetime,
-    /// The replay cache forgets entries while their proofs may still be accepted.
+    /// The replay cache forgets entries while their proofs may still be accepted: its
+    /// [`lifetime`](ReplayCache::lifetime) is shorter than
+    /// [`VerifierBuilder::required_replay_lifetime`].
     #[error("replay entries live {configured}, but proofs stay acceptable for {required}")]
     ReplayLifetimeTooShort {
-        /// The cache's entry lifetime.
+        /// The cache's entry lifetime ([`ReplayCache::lifetime`]).
         configured: Duration,
         /// [`VerifierBuilder::required_replay_lifetime`].
         required: Duration,
@@ -114,8 +111,12 @@ impl<S, R, C: fmt::Debug> fmt::Debug for Verifier<S, R, C> {
 
 impl<S: NonceSource, R: ReplayCache> Verifier<S, R> {
     /// A builder for a verifier that checks nonces with `validator` and records `jti` values in
-    /// `replay`. Give it the nonce lifetime ([`VerifierBuilder::nonce_lifetime`]) and the
-    /// cache's entry lifetime ([`VerifierBuilder::replay_lifetime`]).
+    /// `replay`.
+    ///
+    /// Both lifetimes come from the parts themselves: the nonce lifetime from the validator's
+    /// source ([`NonceSource::max_nonce_lifetime`]), the entry lifetime from the cache
+    /// ([`ReplayCache::lifetime`]). [`VerifierBuilder::build`] refuses a cache whose entries
+    /// would expire while their proofs can still be accepted.
     pub fn builder(validator: NonceValidator<S>, replay: R) -> VerifierBuilder<S, R> {
         VerifierBuilder {
             validator,
@@ -126,16 +127,22 @@ impl<S: NonceSource, R: ReplayCache> Verifier<S, R> {
             past: DEFAULT_PAST_LEEWAY,
             future: DEFAULT_FUTURE_LEEWAY,
             base: None,
-            nonce_lifetime: None,
-            replay_lifetime: None,
         }
     }
 }
 
 impl<S: NonceSource, R: ReplayCache, C: Clock> Verifier<S, R, C> {
-    /// The algorithms accepted, for the `algs` challenge parameter and the metadata.
+    /// The algorithms accepted, for the `dpop_signing_alg_values_supported` metadata.
     pub fn algorithms(&self) -> Algorithms {
         self.algorithms
+    }
+
+    /// The algorithms accepted, ready for the `algs` parameter of a resource server's
+    /// challenge: `Role::ResourceServer { algs: verifier.algs() }`.
+    ///
+    /// [`Role`]: crate::render::Role
+    pub fn algs(&self) -> Algs {
+        Algs::from(self.algorithms)
     }
 
     /// The signature backend in use.
@@ -149,10 +156,15 @@ impl<S: NonceSource, R: ReplayCache, C: Clock> Verifier<S, R, C> {
     }
 
     /// The shortest replay-cache entry lifetime that keeps every accepted proof recorded for
-    /// as long as it could be accepted again: the longer of the nonce lifetime and the `iat`
-    /// window (past plus future leeway).
+    /// as long as it could be accepted again: the longer of the nonce lifetime (taken from the
+    /// source when the verifier was built) and the `iat` window (past plus future leeway).
     pub fn required_replay_lifetime(&self) -> Duration {
         required_lifetime(self.nonce_lifetime, self.past, self.future)
+    }
+
+    /// The entry lifetime of the replay cache, as it reported it when the verifier was built.
+    pub fn replay_lifetime(&self) -> Duration {
+        self.replay_lifetime
     }
 
     /// The nonce validator, for example to [`issue`](NonceValidator::issue) a nonce.
@@ -312,29 +324,28 @@ fn required_lifetime(nonce_lifetime: Duration, past: Duration, future: Duration)
 /// use time::Duration;
 ///
 /// let source = Arc::new(InMemoryNonceSource::new());
-/// // Two rotation intervals: longer than the default 70-second `iat` window.
-/// let lifetime = source.max_nonce_lifetime();
+/// // The cache keeps entries as long as the source's nonces live: two rotation intervals,
+/// // longer than the default 70-second `iat` window.
 /// let verifier = Verifier::builder(
 ///     NonceValidator::new(Arc::clone(&source)),
-///     InMemoryReplayCache::builder(lifetime).build()?,
+///     InMemoryReplayCache::for_source(&source),
 /// )
 /// .algorithms(Algorithms::new([Algorithm::Es256]))
-/// .nonce_lifetime(lifetime)
-/// .replay_lifetime(lifetime)
 /// .build()?;
 /// assert_eq!(verifier.algorithms().to_string(), "ES256");
-/// assert_eq!(verifier.required_replay_lifetime(), lifetime);
+/// assert_eq!(verifier.algs().as_str(), "ES256");
+/// assert_eq!(verifier.required_replay_lifetime(), source.max_nonce_lifetime());
 ///
 /// // A cache that forgets entries too early is refused.
-/// let short = Duration::seconds(5);
 /// let refused = Verifier::builder(
 ///     NonceValidator::new(source),
-///     InMemoryReplayCache::builder(short).build()?,
+///     InMemoryReplayCache::builder(Duration::seconds(5)).build()?,
 /// )
-/// .nonce_lifetime(lifetime)
-/// .replay_lifetime(short)
 /// .build();
-/// assert!(matches!(refused, Err(BuildError::ReplayLifetimeTooShort { .. })));
+/// assert!(matches!(
+///     refused,
+///     Err(BuildError::ReplayLifetimeTooShort { configured, .. }) if configured == Duration::seconds(5)
+/// ));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]
@@ -347,8 +358,6 @@ pub struct VerifierBuilder<S, R, C = SystemClock> {
     past: Duration,
     future: Duration,
     base: Option<String>,
-    nonce_lifetime: Option<Duration>,
-    replay_lifetime: Option<Duration>,
 }
 
 impl<S, R, C: fmt::Debug> fmt::Debug for VerifierBuilder<S, R, C> {
@@ -359,14 +368,12 @@ impl<S, R, C: fmt::Debug> fmt::Debug for VerifierBuilder<S, R, C> {
             .field("past_leeway", &self.past)
             .field("future_leeway", &self.future)
             .field("base", &self.base)
-            .field("nonce_lifetime", &self.nonce_lifetime)
-            .field("replay_lifetime", &self.replay_lifetime)
             .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, R, C> VerifierBuilder<S, R, C> {
+impl<S: NonceSource, R: ReplayCache, C> VerifierBuilder<S, R, C> {
     /// The algorithms accepted (default [`Algorithms::DEFAULT`]).
     pub fn algorithms(mut self, algorithms: Algorithms) -> Self {
         self.algorithms = algorithms;
@@ -399,20 +406,6 @@ impl<S, R, C> VerifierBuilder<S, R, C> {
         self
     }
 
-    /// The longest time a nonce of the validator's source is accepted (for the in-memory
-    /// source, `max_nonce_lifetime()`). Required.
-    pub fn nonce_lifetime(mut self, lifetime: Duration) -> Self {
-        self.nonce_lifetime = Some(lifetime);
-        self
-    }
-
-    /// The entry lifetime the replay cache was built with. Required; it must be at least
-    /// [`required_replay_lifetime`](Self::required_replay_lifetime).
-    pub fn replay_lifetime(mut self, lifetime: Duration) -> Self {
-        self.replay_lifetime = Some(lifetime);
-        self
-    }
-
     /// The clock `iat` is checked against (default [`SystemClock`]).
     pub fn clock<C2: Clock>(self, clock: C2) -> VerifierBuilder<S, R, C2> {
         VerifierBuilder {
@@ -424,20 +417,19 @@ impl<S, R, C> VerifierBuilder<S, R, C> {
             past: self.past,
             future: self.future,
             base: self.base,
-            nonce_lifetime: self.nonce_lifetime,
-            replay_lifetime: self.replay_lifetime,
         }
     }
 
     /// The shortest replay-cache entry lifetime for the settings so far: the longer of the
-    /// nonce lifetime (zero if not set yet) and the `iat` window, past plus future leeway.
+    /// source's [`max_nonce_lifetime`](NonceSource::max_nonce_lifetime) and the `iat` window,
+    /// past plus future leeway.
     ///
     /// A proof is accepted only while its `iat` is inside the window and its nonce is
     /// accepted, so an entry that lives this long is still there whenever the same proof could
-    /// pass every other check again.
+    /// pass every other check again. Build the cache with at least this lifetime.
     pub fn required_replay_lifetime(&self) -> Duration {
         required_lifetime(
-            self.nonce_lifetime.unwrap_or(Duration::ZERO),
+            self.validator.source().max_nonce_lifetime(),
             self.past,
             self.future,
         )
@@ -465,13 +457,9 @@ impl<S, R, C> VerifierBuilder<S, R, C> {
             Some(base) => Some(BaseUrl::parse(base).ok_or(BuildError::InvalidBaseUrl)?),
             None => None,
         };
-        let nonce_lifetime = self
-            .nonce_lifetime
-            .ok_or(BuildError::MissingNonceLifetime)?;
-        let replay_lifetime = self
-            .replay_lifetime
-            .ok_or(BuildError::MissingReplayLifetime)?;
-        let required = self.required_replay_lifetime();
+        let nonce_lifetime = self.validator.source().max_nonce_lifetime();
+        let replay_lifetime = self.replay.lifetime();
+        let required = required_lifetime(nonce_lifetime, self.past, self.future);
         if replay_lifetime < required {
             return Err(BuildError::ReplayLifetimeTooShort {
                 configured: replay_lifetime,

@@ -159,6 +159,15 @@ impl Answer {
         }
     }
 
+    /// `use_dpop_nonce` for a refusal already taken apart: its reason and its fresh nonce.
+    #[cfg(feature = "proof")]
+    pub(crate) fn use_dpop_nonce_parts(reason: RejectReason, nonce: Nonce) -> Self {
+        Self {
+            nonce: Some(nonce),
+            ..Self::of(Kind::UseDpopNonce(reason))
+        }
+    }
+
     /// `invalid_dpop_proof` (RFC 9449 §5, §7.1): the proof is malformed, badly signed, made for
     /// another request, too old, or replayed. Default description: `Invalid DPoP proof`.
     ///

@@ -97,3 +97,21 @@ impl Algs {
         self.0.is_empty()
     }
 }
+
+/// The algorithms of a proof verifier, for its resource server's challenge. Every algorithm
+/// name is made of NQCHARs, so nothing needs checking.
+///
+/// ```
+/// use dpop_nonce::proof::{Algorithm, Algorithms};
+/// use dpop_nonce::render::Algs;
+///
+/// let algs = Algs::from(Algorithms::new([Algorithm::Es256, Algorithm::Ed25519]));
+/// assert_eq!(algs.as_str(), "ES256 Ed25519");
+/// ```
+#[cfg(feature = "proof")]
+#[cfg_attr(docsrs, doc(cfg(feature = "proof")))]
+impl From<crate::proof::Algorithms> for Algs {
+    fn from(algorithms: crate::proof::Algorithms) -> Self {
+        Self(algorithms.to_string())
+    }
+}

@@ -247,6 +247,10 @@ impl<C: Clock> ReplayCache for InMemoryReplayCache<C> {
             .lock()
             .insert(key, now, self.lifetime_nanos)
     }
+
+    fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
 }
 
 impl<C: fmt::Debug> fmt::Debug for InMemoryReplayCache<C> {

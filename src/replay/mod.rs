@@ -66,6 +66,7 @@ use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
+use time::Duration;
 
 pub use asynchronous::AsyncReplayCache;
 pub use memory::{InMemoryReplayCache, InMemoryReplayCacheBuilder};
@@ -312,12 +313,24 @@ pub trait ReplayCache: Send + Sync {
     ///
     /// [`ReplayError::Full`] or [`ReplayError::Unavailable`]; the caller refuses the proof.
     fn insert(&self, key: &ReplayKey) -> Result<ReplayCheck, ReplayError>;
+
+    /// How long an inserted key stays recorded: the entry lifetime the cache was built with.
+    ///
+    /// A [`Verifier`](crate::proof::Verifier) reads it to check that entries outlive the time
+    /// a proof can be accepted. Report the lifetime the backend really applies (rounded up if
+    /// it has a coarser unit), never more.
+    fn lifetime(&self) -> Duration;
 }
 
 impl<C: ReplayCache + ?Sized> ReplayCache for &C {
     #[inline]
     fn insert(&self, key: &ReplayKey) -> Result<ReplayCheck, ReplayError> {
         (**self).insert(key)
+    }
+
+    #[inline]
+    fn lifetime(&self) -> Duration {
+        (**self).lifetime()
     }
 }
 
@@ -326,11 +339,21 @@ impl<C: ReplayCache + ?Sized> ReplayCache for Arc<C> {
     fn insert(&self, key: &ReplayKey) -> Result<ReplayCheck, ReplayError> {
         (**self).insert(key)
     }
+
+    #[inline]
+    fn lifetime(&self) -> Duration {
+        (**self).lifetime()
+    }
 }
 
 impl<C: ReplayCache + ?Sized> ReplayCache for Box<C> {
     #[inline]
     fn insert(&self, key: &ReplayKey) -> Result<ReplayCheck, ReplayError> {
         (**self).insert(key)
+    }
+
+    #[inline]
+    fn lifetime(&self) -> Duration {
+        (**self).lifetime()
     }
 }

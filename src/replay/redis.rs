@@ -191,6 +191,11 @@ impl ReplayCache for RedisReplayCache {
             Err(CallError::Redis(err)) => Err(ReplayError::unavailable(err)),
         }
     }
+
+    /// The lifetime Redis applies: the configured one rounded up to whole milliseconds.
+    fn lifetime(&self) -> Duration {
+        Duration::milliseconds(self.lifetime_ms)
+    }
 }
 
 /// The `PX` of an entry living `lifetime`, in whole milliseconds rounded up (an entry must never

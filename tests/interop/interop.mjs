@@ -17,6 +17,14 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const CLIENT = { client_id: 'demo-client' }
 const SECRET = 'demo-secret'
 const NQCHAR = /^[\x21\x23-\x5b\x5d-\x7e]+$/
+// The proof algorithms every dance is run with, and the WebCrypto key each one needs.
+const RSA = { modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }
+const KEY_ALGORITHMS = {
+  ES256: { name: 'ECDSA', namedCurve: 'P-256' },
+  PS256: { name: 'RSA-PSS', ...RSA },
+  RS256: { name: 'RSASSA-PKCS1-v1_5', ...RSA },
+  Ed25519: { name: 'Ed25519' },
+}
 
 let passed = 0
 let failed = 0
@@ -81,12 +89,18 @@ function stopServer(child) {
   if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
 }
 
-// The `nonce` claim of the DPoP proof a request carries, or null.
-function sentNonce(init) {
+// One part (0: header, 1: claims) of the DPoP proof a request carries, or null.
+function proofPart(init, index) {
   const proof = init?.headers?.dpop
   if (typeof proof !== 'string') return null
-  const payload = JSON.parse(Buffer.from(proof.split('.')[1], 'base64url').toString('utf8'))
-  return payload.nonce ?? null
+  return JSON.parse(Buffer.from(proof.split('.')[index], 'base64url').toString('utf8'))
+}
+
+// A key pair for `alg`, made with WebCrypto; the private key cannot be exported.
+async function generateDpopKeyPair(alg) {
+  const algorithm = KEY_ALGORITHMS[alg]
+  if (!algorithm) throw new Error(`no WebCrypto key for ${alg}`)
+  return crypto.subtle.generateKey(algorithm, false, ['sign', 'verify'])
 }
 
 // A fetch that records every exchange (the nonce sent, the status, the nonce handed out), for
@@ -94,10 +108,11 @@ function sentNonce(init) {
 function countingFetch() {
   const log = []
   const fetchFn = async (url, init) => {
-    const sent = sentNonce(init)
+    const sent = proofPart(init, 1)?.nonce ?? null
+    const alg = proofPart(init, 0)?.alg ?? null
     const response = await fetch(url, init)
     const nonce = response.headers.get('dpop-nonce')
-    log.push({ path: new URL(url).pathname, sent, status: response.status, nonce })
+    log.push({ path: new URL(url).pathname, sent, alg, status: response.status, nonce })
     return response
   }
   return { log, fetchFn }
@@ -126,7 +141,9 @@ async function discover(base, options) {
   const issuer = new URL(base)
   const response = await oauth.discoveryRequest(issuer, { ...options, algorithm: 'oauth2' })
   const as = await oauth.processDiscoveryResponse(issuer, response)
-  check(as.dpop_signing_alg_values_supported?.includes('ES256'), 'metadata lists ES256')
+  for (const alg of Object.keys(KEY_ALGORITHMS)) {
+    check(as.dpop_signing_alg_values_supported?.includes(alg), `metadata lists ${alg}`)
+  }
   return as
 }
 
@@ -152,12 +169,17 @@ async function resourceRequest(base, accessToken, options) {
   })
 }
 
-// Checks the exchanges logged since `from`: `statuses` in order, every nonce header NQCHAR.
-function expectExchanges(log, from, path, statuses) {
+// Checks the exchanges logged since `from`: `statuses` in order, every proof signed with
+// `alg`, every nonce header NQCHAR.
+function expectExchanges(log, from, path, statuses, alg) {
   const seen = log.slice(from)
   check(
     seen.every((entry) => entry.path === path),
     `only ${path} was called: ${JSON.stringify(seen)}`,
+  )
+  check(
+    seen.every((entry) => entry.alg === alg),
+    `every proof to ${path} is ${alg}: ${JSON.stringify(seen.map((e) => e.alg))}`,
   )
   check(
     JSON.stringify(seen.map((entry) => entry.status)) === JSON.stringify(statuses),
@@ -180,15 +202,14 @@ async function grantAndResource(base, authName, alg = 'ES256') {
   const { log, fetchFn } = countingFetch()
   const options = { [oauth.allowInsecureRequests]: true, [oauth.customFetch]: fetchFn }
   const as = await discover(base, options)
-  const keyPair = await oauth.generateKeyPair(alg)
-  const DPoP = oauth.DPoP(CLIENT, keyPair)
+  const DPoP = oauth.DPoP(CLIENT, await generateDpopKeyPair(alg))
   const dpopOptions = { ...options, DPoP }
 
   let mark = log.length
   const token = await tokenRequest(as, clientAuth(authName), dpopOptions)
   check(token.retries === 1, `token request took ${token.retries} retries, expected 1`)
   check(token.result.token_type === 'dpop', `token_type is DPoP, got ${token.result.token_type}`)
-  expectExchanges(log, mark, '/token', [400, 200])
+  expectExchanges(log, mark, '/token', [400, 200], alg)
 
   // The authorization server's nonce is cached for the origin; the resource server refuses it
   // (RFC 9449 §9) and hands out its own.
@@ -197,21 +218,21 @@ async function grantAndResource(base, authName, alg = 'ES256') {
   check(first.retries === 1, `first resource request took ${first.retries} retries, expected 1`)
   check(first.result.client_id === CLIENT.client_id, 'resource names the client')
   check(first.result.jkt === (await DPoP.calculateThumbprint()), 'token bound to the DPoP key')
-  expectExchanges(log, mark, '/resource', [401, 200])
+  expectExchanges(log, mark, '/resource', [401, 200], alg)
 
   // The client now holds the resource server's nonce: no retry.
   mark = log.length
   const second = await resourceRequest(base, token.result.access_token, dpopOptions)
   check(second.retries === 0, `second resource request took ${second.retries} retries, expected 0`)
-  expectExchanges(log, mark, '/resource', [200])
+  expectExchanges(log, mark, '/resource', [200], alg)
 }
 
 // Rotation: wait until the client's nonce has left both windows, then recover with one retry.
-async function rotation(base, seconds) {
+async function rotation(base, seconds, alg) {
   const { log, fetchFn } = countingFetch()
   const options = { [oauth.allowInsecureRequests]: true, [oauth.customFetch]: fetchFn }
   const as = await discover(base, options)
-  const DPoP = oauth.DPoP(CLIENT, await oauth.generateKeyPair('ES256'))
+  const DPoP = oauth.DPoP(CLIENT, await generateDpopKeyPair(alg))
   const dpopOptions = { ...options, DPoP }
 
   const token = await tokenRequest(as, clientAuth('basic'), dpopOptions)
@@ -223,7 +244,7 @@ async function rotation(base, seconds) {
   const mark = log.length
   const after = await resourceRequest(base, token.result.access_token, dpopOptions)
   check(after.retries === 1, `resource request after rotation took ${after.retries} retries, expected 1`)
-  expectExchanges(log, mark, '/resource', [401, 200])
+  expectExchanges(log, mark, '/resource', [401, 200], alg)
   check(log[mark].sent !== null, 'the refused request carried the expired nonce')
 }
 
@@ -251,12 +272,17 @@ async function main() {
     await scenario('client_credentials + resource, client_secret_post', () =>
       grantAndResource(server.base, 'post'),
     )
-    for (const alg of ['PS256', 'RS256']) {
+    for (const alg of Object.keys(KEY_ALGORITHMS)) {
       await scenario(`client_credentials + resource, ${alg} proofs`, () =>
         grantAndResource(server.base, 'basic', alg),
       )
     }
-    await scenario(`nonce rotation every ${ROTATION} s`, () => rotation(rotating.base, ROTATION))
+    await scenario(`nonce rotation every ${ROTATION} s, ES256 and Ed25519 proofs at once`, () =>
+      Promise.all([
+        rotation(rotating.base, ROTATION, 'ES256'),
+        rotation(rotating.base, ROTATION, 'Ed25519'),
+      ]),
+    )
   } finally {
     stopServer(server.child)
     stopServer(rotating.child)

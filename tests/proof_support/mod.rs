@@ -216,6 +216,10 @@ impl<C: ReplayCache> ReplayCache for CountingCache<C> {
         self.inserts.fetch_add(1, Ordering::SeqCst);
         self.inner.insert(key)
     }
+
+    fn lifetime(&self) -> time::Duration {
+        self.inner.lifetime()
+    }
 }
 
 pub type Source = InMemoryNonceSource<Arc<ManualClock>>;
@@ -258,8 +262,6 @@ impl Fixture {
         let verifier = Verifier::builder(validator, Arc::clone(&cache))
             .backend(backend)
             .algorithms(algorithms)
-            .nonce_lifetime(lifetime)
-            .replay_lifetime(lifetime)
             .clock(Arc::clone(&clock))
             .build()
             .expect("verifier");
