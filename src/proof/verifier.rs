@@ -18,7 +18,9 @@ use super::rejection::{Reason, Rejection};
 use super::request::{DpopHeader, ProofRequest};
 use super::verified::VerifiedProof;
 use crate::render::Algs;
-use crate::replay::{MAX_JTI_LEN, ReplayCache, ReplayCheck, ReplayError, ReplayKey};
+use crate::replay::{
+    AsyncReplayCache, MAX_JTI_LEN, ReplayCache, ReplayCheck, ReplayError, ReplayKey,
+};
 use crate::{Clock, NonceSource, NonceValidator, SystemClock};
 
 /// The longest `DPoP` header value accepted, in bytes: 8 KiB. An ES256 proof is about 500
@@ -118,9 +120,28 @@ impl<S: NonceSource, R: ReplayCache> Verifier<S, R> {
     /// ([`ReplayCache::lifetime`]). [`VerifierBuilder::build`] refuses a cache whose entries
     /// would expire while their proofs can still be accepted.
     pub fn builder(validator: NonceValidator<S>, replay: R) -> VerifierBuilder<S, R> {
+        let replay_lifetime = replay.lifetime();
+        VerifierBuilder::new(validator, replay, replay_lifetime)
+    }
+}
+
+impl<S: NonceSource, R: AsyncReplayCache> Verifier<S, R> {
+    /// A builder for a verifier whose replay cache is asynchronous (for example
+    /// [`AsyncRedisReplayCache`](crate::replay::AsyncRedisReplayCache)): proofs are then
+    /// checked with [`verify_async`](Verifier::verify_async), and no call blocks the thread.
+    /// Lifetimes are taken as in [`builder`](Verifier::builder).
+    pub fn builder_async(validator: NonceValidator<S>, replay: R) -> VerifierBuilder<S, R> {
+        let replay_lifetime = replay.lifetime();
+        VerifierBuilder::new(validator, replay, replay_lifetime)
+    }
+}
+
+impl<S: NonceSource, R> VerifierBuilder<S, R> {
+    fn new(validator: NonceValidator<S>, replay: R, replay_lifetime: Duration) -> Self {
         VerifierBuilder {
             validator,
             replay,
+            replay_lifetime,
             clock: SystemClock,
             algorithms: Algorithms::DEFAULT,
             backend: Backend::DEFAULT,
@@ -131,7 +152,7 @@ impl<S: NonceSource, R: ReplayCache> Verifier<S, R> {
     }
 }
 
-impl<S: NonceSource, R: ReplayCache, C: Clock> Verifier<S, R, C> {
+impl<S: NonceSource, R, C: Clock> Verifier<S, R, C> {
     /// The algorithms accepted, for the `dpop_signing_alg_values_supported` metadata.
     pub fn algorithms(&self) -> Algorithms {
         self.algorithms
@@ -202,7 +223,38 @@ impl<S: NonceSource, R: ReplayCache, C: Clock> Verifier<S, R, C> {
     /// # Errors
     ///
     /// A [`Rejection`] naming the failed check and the answer to give.
-    pub fn verify(&self, request: &ProofRequest<'_>) -> Result<VerifiedProof, Rejection> {
+    pub fn verify(&self, request: &ProofRequest<'_>) -> Result<VerifiedProof, Rejection>
+    where
+        R: ReplayCache,
+    {
+        let (proof, key) = self.check(request)?;
+        record(self.replay.insert(&key), proof)
+    }
+
+    /// [`verify`](Self::verify) with an asynchronous replay cache: the same checks in the same
+    /// order, every one of them but the last done before the returned future is first polled;
+    /// the future then awaits the replay cache's insert, the only write.
+    ///
+    /// # Errors
+    ///
+    /// A [`Rejection`] naming the failed check and the answer to give.
+    pub fn verify_async(
+        &self,
+        request: &ProofRequest<'_>,
+    ) -> impl Future<Output = Result<VerifiedProof, Rejection>> + Send + '_
+    where
+        R: AsyncReplayCache,
+    {
+        let checked = self.check(request);
+        async move {
+            let (proof, key) = checked?;
+            record(self.replay.insert(&key).await, proof)
+        }
+    }
+
+    /// Every check but the replay insert: steps 1 to 7 of [`verify`](Self::verify). Returns the
+    /// verified proof and the replay key to record.
+    fn check(&self, request: &ProofRequest<'_>) -> Result<(VerifiedProof, ReplayKey), Rejection> {
         let value = match request.dpop {
             DpopHeader::Missing => return Err(Rejection::new(Reason::MissingProof)),
             DpopHeader::Multiple => return Err(Rejection::new(Reason::MultipleProofs)),
@@ -266,14 +318,7 @@ impl<S: NonceSource, R: ReplayCache, C: Clock> Verifier<S, R, C> {
         let accepted = self.validator.validate(nonce)?;
 
         let key = ReplayKey::new(jkt.as_str(), jti).map_err(|_| Reason::InvalidJti)?;
-        match self.replay.insert(&key) {
-            Ok(ReplayCheck::Fresh) => {}
-            Ok(ReplayCheck::Replayed) => return Err(Rejection::new(Reason::Replayed)),
-            Err(ReplayError::Full) => return Err(Rejection::new(Reason::ReplayCacheFull)),
-            Err(_) => return Err(Rejection::new(Reason::ReplayCacheUnavailable)),
-        }
-
-        Ok(VerifiedProof {
+        let proof = VerifiedProof {
             jkt,
             jti: jti.to_owned(),
             iat,
@@ -281,7 +326,8 @@ impl<S: NonceSource, R: ReplayCache, C: Clock> Verifier<S, R, C> {
             htu: htu.to_owned(),
             alg: header.alg,
             refresh: accepted.into_refresh(),
-        })
+        };
+        Ok((proof, key))
     }
 
     fn check_htu(&self, htu: &str, uri: &str) -> Result<(), Reason> {
@@ -293,6 +339,19 @@ impl<S: NonceSource, R: ReplayCache, C: Clock> Verifier<S, R, C> {
             (Some(claimed), Some(expected)) if claimed == expected => Ok(()),
             _ => Err(Reason::HtuMismatch),
         }
+    }
+}
+
+/// The last step: `proof` stands only if the replay cache recorded its key as new.
+fn record(
+    inserted: Result<ReplayCheck, ReplayError>,
+    proof: VerifiedProof,
+) -> Result<VerifiedProof, Rejection> {
+    match inserted {
+        Ok(ReplayCheck::Fresh) => Ok(proof),
+        Ok(ReplayCheck::Replayed) => Err(Rejection::new(Reason::Replayed)),
+        Err(ReplayError::Full) => Err(Rejection::new(Reason::ReplayCacheFull)),
+        Err(_) => Err(Rejection::new(Reason::ReplayCacheUnavailable)),
     }
 }
 
@@ -352,6 +411,8 @@ fn required_lifetime(nonce_lifetime: Duration, past: Duration, future: Duration)
 pub struct VerifierBuilder<S, R, C = SystemClock> {
     validator: NonceValidator<S>,
     replay: R,
+    /// The cache's entry lifetime, read from it when the builder was made.
+    replay_lifetime: Duration,
     clock: C,
     algorithms: Algorithms,
     backend: Backend,
@@ -373,7 +434,7 @@ impl<S, R, C: fmt::Debug> fmt::Debug for VerifierBuilder<S, R, C> {
     }
 }
 
-impl<S: NonceSource, R: ReplayCache, C> VerifierBuilder<S, R, C> {
+impl<S: NonceSource, R, C> VerifierBuilder<S, R, C> {
     /// The algorithms accepted (default [`Algorithms::DEFAULT`]).
     pub fn algorithms(mut self, algorithms: Algorithms) -> Self {
         self.algorithms = algorithms;
@@ -411,6 +472,7 @@ impl<S: NonceSource, R: ReplayCache, C> VerifierBuilder<S, R, C> {
         VerifierBuilder {
             validator: self.validator,
             replay: self.replay,
+            replay_lifetime: self.replay_lifetime,
             clock,
             algorithms: self.algorithms,
             backend: self.backend,
@@ -458,7 +520,7 @@ impl<S: NonceSource, R: ReplayCache, C> VerifierBuilder<S, R, C> {
             None => None,
         };
         let nonce_lifetime = self.validator.source().max_nonce_lifetime();
-        let replay_lifetime = self.replay.lifetime();
+        let replay_lifetime = self.replay_lifetime;
         let required = required_lifetime(nonce_lifetime, self.past, self.future);
         if replay_lifetime < required {
             return Err(BuildError::ReplayLifetimeTooShort {
