@@ -2,9 +2,10 @@
 //! proof's `nonce` claim in constant time, and saying what to answer.
 //!
 //! A server that demands nonces closes the "stash of pre-computed proofs" attack: a stolen or
-//! pre-signed DPoP proof is worthless once the nonce it carries has rotated out. The crate does
-//! not parse or verify JWTs; verify the proof with your JOSE stack and hand the `nonce` claim to a
-//! [`NonceValidator`].
+//! pre-signed DPoP proof is worthless once the nonce it carries has rotated out. With the `proof`
+//! feature, `proof::Verifier` checks the whole proof (RFC 9449 §4.3), nonce and `jti` included,
+//! and its refusals render through [`render`]. Without it, verify the proof with your JOSE stack
+//! and hand the `nonce` claim to a [`NonceValidator`].
 //!
 //! # The flow
 //!

@@ -25,13 +25,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use dpop_nonce::axum::Reply;
 use dpop_nonce::http::expose_dpop_headers;
-use dpop_nonce::proof::{
-    DEFAULT_FUTURE_LEEWAY, DEFAULT_PAST_LEEWAY, ProofRequest, Reason, Rejection, Verifier,
-    dpop_access_token,
-};
+use dpop_nonce::proof::{ProofRequest, Reason, Rejection, Verifier, dpop_access_token};
 use dpop_nonce::render::{Answer, ErrorDescription, Role};
 use dpop_nonce::replay::InMemoryReplayCache;
-use dpop_nonce::{InMemoryNonceSource, NonceSource as _, NonceValidator};
+use dpop_nonce::{InMemoryNonceSource, NonceValidator};
 use rand::TryRngCore as _;
 use rand::rngs::OsRng;
 use serde_json::json;
@@ -98,12 +95,7 @@ fn endpoint_verifier(public_url: &str, rotation: Duration) -> Result<EndpointVer
         .rotation(rotation)
         .build()
         .map_err(|err| err.to_string())?;
-    let lifetime = source
-        .max_nonce_lifetime()
-        .max(DEFAULT_PAST_LEEWAY + DEFAULT_FUTURE_LEEWAY);
-    let replay = InMemoryReplayCache::builder(lifetime)
-        .build()
-        .map_err(|err| err.to_string())?;
+    let replay = InMemoryReplayCache::for_proofs(&source);
     Verifier::builder(NonceValidator::new(source), replay)
         .public_base_url(public_url)
         .build()

@@ -28,8 +28,9 @@ use std::sync::{Arc, OnceLock};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dpop_nonce::proof::{Algorithms, ProofRequest, PublicJwk, Thumbprint, Verifier};
+use dpop_nonce::render::Role;
 use dpop_nonce::replay::InMemoryReplayCache;
-use dpop_nonce::{InMemoryNonceSource, ManualClock, NonceValidator, Requirement};
+use dpop_nonce::{InMemoryNonceSource, ManualClock, NonceSource as _, NonceValidator, Requirement};
 use libfuzzer_sys::fuzz_target;
 use p256::ecdsa::signature::Signer as _;
 use time::Duration;
@@ -64,7 +65,9 @@ fn harness() -> &'static Harness {
             URL_SAFE_NO_PAD.encode(point.x().expect("uncompressed")),
             URL_SAFE_NO_PAD.encode(point.y().expect("uncompressed")),
         );
-        let jkt = PublicJwk::from_json(jwk.as_bytes()).expect("a valid jwk").thumbprint();
+        let jkt = PublicJwk::from_json(jwk.as_bytes())
+            .expect("a valid jwk")
+            .thumbprint();
         let clock = Arc::new(ManualClock::at_unix(Duration::seconds(NOW)));
         let source = InMemoryNonceSource::builder()
             .clock(Arc::clone(&clock))
@@ -193,8 +196,29 @@ fuzz_target!(|data: &[u8]| {
         (vec![proof.into_bytes()], method, uri)
     };
     let request = ProofRequest::new(&method, &uri, values.iter().map(Vec::as_slice));
-    let Ok(verified) = harness.verifier.verify(&request) else {
-        return;
+    let verified = match harness.verifier.verify(&request) {
+        Ok(verified) => verified,
+        Err(refused) => {
+            // Every refusal renders for both roles, small, with one `DPoP-Nonce` exactly when
+            // it carries a fresh nonce.
+            let roles = [
+                Role::AuthorizationServer,
+                Role::ResourceServer {
+                    algs: harness.verifier.algs(),
+                },
+            ];
+            for role in &roles {
+                let parts = refused.answer().to_parts(role);
+                let nonces = parts
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| name.eq_ignore_ascii_case("dpop-nonce"))
+                    .count();
+                assert_eq!(nonces, usize::from(refused.nonce().is_some()));
+                assert!(parts.body.len() < 512 && parts.headers.iter().all(|(_, v)| v.len() < 512));
+            }
+            return;
+        }
     };
     assert_eq!(values.len(), 1);
     assert!(

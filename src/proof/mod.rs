@@ -42,7 +42,8 @@
 //! the entry lifetime from the cache ([`ReplayCache::lifetime`](crate::replay::ReplayCache::lifetime)),
 //! and the builder refuses a cache whose entries live less than
 //! [`VerifierBuilder::required_replay_lifetime`], the longer of the nonce lifetime and the
-//! `iat` window.
+//! `iat` window. [`InMemoryReplayCache::for_proofs`](crate::replay::InMemoryReplayCache::for_proofs)
+//! builds an in-memory cache of that size for the default leeways.
 //!
 //! # Answering
 //!

@@ -158,6 +158,41 @@ impl InMemoryReplayCache<SystemClock> {
         )
     }
 
+    /// A cache on the system clock with the default capacity, sized for a
+    /// [`proof::Verifier`](crate::proof::Verifier) with the default `iat` leeways: entries live
+    /// as long as the nonces of `source` are accepted, and at least the `iat` window
+    /// ([`DEFAULT_PAST_LEEWAY`](crate::proof::DEFAULT_PAST_LEEWAY) plus
+    /// [`DEFAULT_FUTURE_LEEWAY`](crate::proof::DEFAULT_FUTURE_LEEWAY), 70 seconds), which is
+    /// the longer of the two when nonces rotate faster than every 35 seconds.
+    ///
+    /// With other leeways, build the cache with
+    /// [`VerifierBuilder::required_replay_lifetime`](crate::proof::VerifierBuilder::required_replay_lifetime)
+    /// instead; the verifier refuses a cache that forgets entries too early either way.
+    ///
+    /// ```
+    /// use dpop_nonce::proof::Verifier;
+    /// use dpop_nonce::replay::InMemoryReplayCache;
+    /// use dpop_nonce::{InMemoryNonceSource, NonceValidator};
+    /// use time::Duration;
+    ///
+    /// let fast = InMemoryNonceSource::builder().rotation(Duration::seconds(2)).build()?;
+    /// let cache = InMemoryReplayCache::for_proofs(&fast);
+    /// assert_eq!(cache.lifetime(), Duration::seconds(70));
+    /// assert!(Verifier::builder(NonceValidator::new(fast), cache).build().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "proof")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "proof")))]
+    pub fn for_proofs(source: &impl NonceSource) -> Self {
+        let window = crate::proof::DEFAULT_PAST_LEEWAY + crate::proof::DEFAULT_FUTURE_LEEWAY;
+        Self::with_parts(
+            SystemClock,
+            source.max_nonce_lifetime().max(window),
+            Self::DEFAULT_CAPACITY,
+            auto_shards(Self::DEFAULT_CAPACITY),
+        )
+    }
+
     /// A builder for a cache whose entries live for `lifetime`: at least the longest time a
     /// nonce is accepted ([`NonceSource::max_nonce_lifetime`]), and at least the window in which
     /// a proof's `iat` is accepted.

@@ -27,7 +27,10 @@
 //! An entry must live at least as long as the longest time a nonce is accepted, so take the
 //! source's figure, not a second, independent setting: build the cache with `for_source`, or
 //! pass [`NonceSource::max_nonce_lifetime`] to its builder. Every source reports it (the
-//! derived and Redis sources add their lead), and it survives `Arc<dyn NonceSource>`.
+//! derived and Redis sources add their lead), and it survives `Arc<dyn NonceSource>`. Behind a
+//! [`proof::Verifier`](crate::proof::Verifier), entries must also outlive the `iat` window:
+//! `InMemoryReplayCache::for_proofs` covers both, and the verifier reads every cache's
+//! [`ReplayCache::lifetime`] and refuses one that is too short.
 //!
 //! # Example
 //!
