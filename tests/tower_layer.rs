@@ -34,7 +34,7 @@ impl TokenBinding for Tokens {
 }
 
 fn thumbprint(key: &Key) -> String {
-    PublicJwk::from_json(&key.jwk().to_string())
+    PublicJwk::from_json(key.jwk().to_string().as_bytes())
         .expect("a public JWK")
         .thumbprint()
         .as_str()
