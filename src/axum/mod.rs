@@ -43,6 +43,13 @@ use crate::http::set_dpop_nonce;
 use crate::render::{Answer, Role};
 use crate::validator::Accepted;
 
+#[cfg(feature = "proof")]
+mod extract;
+
+#[cfg(feature = "proof")]
+#[cfg_attr(docsrs, doc(cfg(feature = "proof")))]
+pub use extract::TokenEndpointProof;
+
 /// An [`Answer`] with the [`Role`] that gives it: implements `IntoResponse`. Make one with
 /// [`Answer::into_axum`].
 ///
