@@ -58,8 +58,11 @@ use crate::{Clock, NonceSource, SystemClock};
 /// ```
 pub struct TokenEndpointProof<S, R, C = SystemClock> {
     proof: VerifiedProof,
-    verifier: PhantomData<fn() -> Verifier<S, R, C>>,
+    verifier: PhantomData<VerifierOf<S, R, C>>,
 }
+
+/// Names the verifier an extractor takes from the state, owning none of it.
+type VerifierOf<S, R, C> = fn() -> Verifier<S, R, C>;
 
 impl<S, R, C> TokenEndpointProof<S, R, C> {
     /// The verified proof.
