@@ -150,7 +150,8 @@ pub mod tower;
     feature = "axum",
     feature = "client",
     feature = "derived",
-    feature = "redis"
+    feature = "redis",
+    feature = "tower"
 ))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
