@@ -214,7 +214,7 @@ impl Accepted {
     /// use dpop_nonce::{InMemoryNonceSource, NonceValidator, Requirement};
     /// use dpop_nonce::http::DPOP_NONCE;
     ///
-    /// let par = NonceValidator::new(InMemoryNonceSource::new()).requirement(Requirement::Optional);
+    /// let par = NonceValidator::new(InMemoryNonceSource::new()).with_requirement(Requirement::Optional);
     /// let accepted = par.validate(None).unwrap();
     ///
     /// let mut response = http::Response::new("{}");

@@ -11,7 +11,7 @@ use crate::source::{NonceCheck, NonceSource};
 /// ```
 /// use dpop_nonce::{InMemoryNonceSource, NonceValidator, Requirement};
 ///
-/// let par = NonceValidator::new(InMemoryNonceSource::new()).requirement(Requirement::Optional);
+/// let par = NonceValidator::new(InMemoryNonceSource::new()).with_requirement(Requirement::Optional);
 /// assert!(par.validate(None).is_ok());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -163,13 +163,13 @@ impl<S: NonceSource> NonceValidator<S> {
 
     /// Sets whether a proof may come without a nonce.
     #[must_use]
-    pub fn requirement(mut self, requirement: Requirement) -> Self {
+    pub fn with_requirement(mut self, requirement: Requirement) -> Self {
         self.requirement = requirement;
         self
     }
 
     /// The requirement in force.
-    pub fn current_requirement(&self) -> Requirement {
+    pub fn requirement(&self) -> Requirement {
         self.requirement
     }
 

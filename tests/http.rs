@@ -252,7 +252,8 @@ fn no_refresh_leaves_headers_alone() {
 
 #[test]
 fn optional_endpoint_hands_a_nonce_on_success() {
-    let par = NonceValidator::new(InMemoryNonceSource::new()).requirement(Requirement::Optional);
+    let par =
+        NonceValidator::new(InMemoryNonceSource::new()).with_requirement(Requirement::Optional);
     let accepted = par.validate(None).expect("optional");
     let mut headers = HeaderMap::new();
     assert!(accepted.insert_refresh(&mut headers));

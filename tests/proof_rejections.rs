@@ -1009,7 +1009,7 @@ fn a_replay_cache_error_fails_closed() {
             .build()
             .unwrap();
         let verifier = Verifier::builder(
-            NonceValidator::new(source).requirement(Requirement::Optional),
+            NonceValidator::new(source).with_requirement(Requirement::Optional),
             cache,
         )
         .clock(clock)

@@ -24,7 +24,7 @@ fn a_missing_claim_is_refused_when_required() {
     // RFC 9449 §11.3: once nonces are handed out, a proof without one is a downgrade.
     let (_, source) = manual_source();
     let validator = NonceValidator::new(&source);
-    assert_eq!(validator.current_requirement(), Requirement::Required);
+    assert_eq!(validator.requirement(), Requirement::Required);
     let refused = validator.validate(None).unwrap_err();
     assert_eq!(refused.reason(), RejectReason::Missing);
     assert_eq!(source.check(refused.nonce().as_str()), NonceCheck::Current);
@@ -40,7 +40,7 @@ fn a_missing_claim_is_refused_when_required() {
 #[test]
 fn optional_endpoints_accept_a_missing_claim_but_check_a_present_one() {
     let (_, source) = manual_source();
-    let validator = NonceValidator::new(&source).requirement(Requirement::Optional);
+    let validator = NonceValidator::new(&source).with_requirement(Requirement::Optional);
     let accepted = validator.validate(None).unwrap();
     let offered = accepted
         .refresh()

@@ -80,7 +80,7 @@ fn harness() -> &'static Harness {
             .build()
             .expect("cache");
         let verifier = Verifier::builder(
-            NonceValidator::new(source).requirement(Requirement::Optional),
+            NonceValidator::new(source).with_requirement(Requirement::Optional),
             cache,
         )
         .algorithms(Algorithms::new(dpop_nonce::proof::Algorithm::ALL))

@@ -259,7 +259,7 @@ fuzz_target!(|data: &[u8]| {
         .clock(Arc::clone(&clock))
         .build()
         .expect("every interval in ROTATIONS is valid");
-    let validator = NonceValidator::new(source).requirement(requirement);
+    let validator = NonceValidator::new(source).with_requirement(requirement);
     let lifetime = validator.source().max_nonce_lifetime();
     let mut model = Model::new(interval);
     let first_at = clock.unix_time();
@@ -291,7 +291,7 @@ fuzz_target!(|data: &[u8]| {
     check_outcome(&validator, &model, claim.as_deref(), requirement);
 
     // The same claim against a source on the real clock: never accepted unless issued.
-    let real = NonceValidator::new(InMemoryNonceSource::new()).requirement(requirement);
+    let real = NonceValidator::new(InMemoryNonceSource::new()).with_requirement(requirement);
     if let Some(claim) = claim.as_deref() {
         match real.validate(Some(claim)) {
             Ok(_) => assert!(real.issue() == claim, "accepted a claim never issued"),
@@ -363,7 +363,7 @@ mod extra {
             return;
         };
         let lead = source.lead();
-        let validator = NonceValidator::new(source).requirement(requirement);
+        let validator = NonceValidator::new(source).with_requirement(requirement);
         let first = validator.issue();
         clock.advance(
             interval

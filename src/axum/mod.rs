@@ -140,7 +140,7 @@ impl std::error::Error for Reply {
 /// use axum_core::response::IntoResponse;
 /// use dpop_nonce::{InMemoryNonceSource, NonceValidator, Requirement};
 ///
-/// let par = NonceValidator::new(InMemoryNonceSource::new()).requirement(Requirement::Optional);
+/// let par = NonceValidator::new(InMemoryNonceSource::new()).with_requirement(Requirement::Optional);
 /// let accepted = par.validate(None).unwrap();
 /// let nonce = accepted.refresh().unwrap().clone();
 ///

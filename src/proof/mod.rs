@@ -70,7 +70,7 @@
 //! let replay = InMemoryReplayCache::builder(source.max_nonce_lifetime())
 //!     .clock(Arc::clone(&clock))
 //!     .build()?;
-//! let validator = NonceValidator::new(source).requirement(Requirement::Optional);
+//! let validator = NonceValidator::new(source).with_requirement(Requirement::Optional);
 //! let verifier = Verifier::builder(validator, replay)
 //!     .public_base_url("https://server.example.com")
 //!     .clock(Arc::clone(&clock))

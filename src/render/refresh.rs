@@ -14,7 +14,7 @@ impl Accepted {
     /// ```
     /// use dpop_nonce::{InMemoryNonceSource, NonceValidator, Requirement};
     ///
-    /// let par = NonceValidator::new(InMemoryNonceSource::new()).requirement(Requirement::Optional);
+    /// let par = NonceValidator::new(InMemoryNonceSource::new()).with_requirement(Requirement::Optional);
     /// let accepted = par.validate(None).unwrap();
     /// let nonce = accepted.refresh().unwrap().to_string();
     /// assert_eq!(

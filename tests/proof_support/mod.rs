@@ -258,7 +258,7 @@ impl Fixture {
                 .expect("cache"),
             inserts: AtomicUsize::new(0),
         });
-        let validator = NonceValidator::new(Arc::clone(&source)).requirement(requirement);
+        let validator = NonceValidator::new(Arc::clone(&source)).with_requirement(requirement);
         let verifier = Verifier::builder(validator, Arc::clone(&cache))
             .backend(backend)
             .algorithms(algorithms)
