@@ -95,47 +95,24 @@ impl<C: Clock> AsyncReplayCache for InMemoryReplayCache<C> {
     }
 }
 
-impl<C: AsyncReplayCache + ?Sized> AsyncReplayCache for &C {
-    #[inline]
-    fn insert(
-        &self,
-        key: &ReplayKey,
-    ) -> impl Future<Output = Result<ReplayCheck, ReplayError>> + Send {
-        (**self).insert(key)
-    }
+/// `AsyncReplayCache` for every pointer to one: `&C`, `Arc<C>`, `Box<C>`.
+macro_rules! forward_async_replay_cache {
+    ($($pointer:ty),+) => {$(
+        impl<C: AsyncReplayCache + ?Sized> AsyncReplayCache for $pointer {
+            #[inline]
+            fn insert(
+                &self,
+                key: &ReplayKey,
+            ) -> impl Future<Output = Result<ReplayCheck, ReplayError>> + Send {
+                (**self).insert(key)
+            }
 
-    #[inline]
-    fn lifetime(&self) -> Duration {
-        (**self).lifetime()
-    }
+            #[inline]
+            fn lifetime(&self) -> Duration {
+                (**self).lifetime()
+            }
+        }
+    )+};
 }
 
-impl<C: AsyncReplayCache + ?Sized> AsyncReplayCache for Arc<C> {
-    #[inline]
-    fn insert(
-        &self,
-        key: &ReplayKey,
-    ) -> impl Future<Output = Result<ReplayCheck, ReplayError>> + Send {
-        (**self).insert(key)
-    }
-
-    #[inline]
-    fn lifetime(&self) -> Duration {
-        (**self).lifetime()
-    }
-}
-
-impl<C: AsyncReplayCache + ?Sized> AsyncReplayCache for Box<C> {
-    #[inline]
-    fn insert(
-        &self,
-        key: &ReplayKey,
-    ) -> impl Future<Output = Result<ReplayCheck, ReplayError>> + Send {
-        (**self).insert(key)
-    }
-
-    #[inline]
-    fn lifetime(&self) -> Duration {
-        (**self).lifetime()
-    }
-}
+forward_async_replay_cache!(&C, Arc<C>, Box<C>);

@@ -325,38 +325,21 @@ pub trait ReplayCache: Send + Sync {
     fn lifetime(&self) -> Duration;
 }
 
-impl<C: ReplayCache + ?Sized> ReplayCache for &C {
-    #[inline]
-    fn insert(&self, key: &ReplayKey) -> Result<ReplayCheck, ReplayError> {
-        (**self).insert(key)
-    }
+/// `ReplayCache` for every pointer to one: `&C`, `Arc<C>`, `Box<C>`.
+macro_rules! forward_replay_cache {
+    ($($pointer:ty),+) => {$(
+        impl<C: ReplayCache + ?Sized> ReplayCache for $pointer {
+            #[inline]
+            fn insert(&self, key: &ReplayKey) -> Result<ReplayCheck, ReplayError> {
+                (**self).insert(key)
+            }
 
-    #[inline]
-    fn lifetime(&self) -> Duration {
-        (**self).lifetime()
-    }
+            #[inline]
+            fn lifetime(&self) -> Duration {
+                (**self).lifetime()
+            }
+        }
+    )+};
 }
 
-impl<C: ReplayCache + ?Sized> ReplayCache for Arc<C> {
-    #[inline]
-    fn insert(&self, key: &ReplayKey) -> Result<ReplayCheck, ReplayError> {
-        (**self).insert(key)
-    }
-
-    #[inline]
-    fn lifetime(&self) -> Duration {
-        (**self).lifetime()
-    }
-}
-
-impl<C: ReplayCache + ?Sized> ReplayCache for Box<C> {
-    #[inline]
-    fn insert(&self, key: &ReplayKey) -> Result<ReplayCheck, ReplayError> {
-        (**self).insert(key)
-    }
-
-    #[inline]
-    fn lifetime(&self) -> Duration {
-        (**self).lifetime()
-    }
-}
+forward_replay_cache!(&C, Arc<C>, Box<C>);

@@ -7,9 +7,7 @@ use time::Duration;
 use super::engine::{Engine, Policy, Slots, carry_local};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
-use crate::nonce::Nonce;
 use crate::rotation::Rotation;
-use crate::source::{NonceCheck, NonceSource};
 
 /// A nonce source for a single server process: it keeps the current and the previous nonce in
 /// memory, each 256 bits from the operating system's CSPRNG.
@@ -29,7 +27,7 @@ use crate::source::{NonceCheck, NonceSource};
 ///
 /// # Concurrency
 ///
-/// [`check`](NonceSource::check) and [`issue`](NonceSource::issue) read through a sequence lock
+/// [`check`](crate::NonceSource::check) and [`issue`](crate::NonceSource::issue) read through a sequence lock
 /// built on atomics: no lock is taken and no shared memory is written unless a rotation is due,
 /// so checks scale across cores.
 ///
@@ -110,22 +108,7 @@ impl<C: Clock> InMemoryNonceSource<C> {
     }
 }
 
-impl<C: Clock> NonceSource for InMemoryNonceSource<C> {
-    #[inline]
-    fn issue(&self) -> Nonce {
-        self.engine.issue()
-    }
-
-    #[inline]
-    fn check(&self, claim: &str) -> NonceCheck {
-        self.engine.check(claim)
-    }
-
-    /// Two rotation intervals.
-    fn max_nonce_lifetime(&self) -> Duration {
-        self.engine.max_nonce_lifetime()
-    }
-}
+super::engine::engine_nonce_source!(InMemoryNonceSource);
 
 impl<C: fmt::Debug> fmt::Debug for InMemoryNonceSource<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

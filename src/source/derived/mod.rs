@@ -47,9 +47,7 @@ use super::engine::{
     CURRENT, Engine, Layout, NEXT, PREVIOUS, Policy, Slots, carry_local, is_empty,
 };
 use crate::clock::{Clock, SystemClock};
-use crate::nonce::Nonce;
 use crate::rotation::Rotation;
-use crate::source::{NonceCheck, NonceSource};
 
 pub use builder::DerivedNonceSourceBuilder;
 use keys::Secret;
@@ -82,16 +80,16 @@ const SLOTS: usize = 3 * SECRETS + 2;
 /// Time is cut into windows of [`Rotation`] length aligned on the UNIX epoch (default 5 minutes).
 /// The source hands out the current window's nonce under the first secret, and accepts:
 ///
-/// - the current window's nonce ([`NonceCheck::Current`]) and the previous window's
-///   ([`NonceCheck::Previous`]), as the in-memory source does;
+/// - the current window's nonce ([`NonceCheck::Current`](crate::NonceCheck::Current)) and the previous window's
+///   ([`NonceCheck::Previous`](crate::NonceCheck::Previous)), as the in-memory source does;
 /// - the *next* window's nonce, but only during the last [`lead`](Self::lead) of the current
-///   window ([`NonceCheck::Current`]): a replica whose clock runs ahead may already hand it out.
+///   window ([`NonceCheck::Current`](crate::NonceCheck::Current)): a replica whose clock runs ahead may already hand it out.
 ///
 /// The same three windows are accepted under every other secret, always as
-/// [`NonceCheck::Previous`], so clients are handed a nonce under the first secret right away.
+/// [`NonceCheck::Previous`](crate::NonceCheck::Previous), so clients are handed a nonce under the first secret right away.
 ///
 /// A nonce is thus accepted for at most two intervals plus the lead
-/// ([`max_nonce_lifetime`](NonceSource::max_nonce_lifetime)), the figure to give a replay
+/// ([`max_nonce_lifetime`](crate::NonceSource::max_nonce_lifetime)), the figure to give a replay
 /// cache. A replica whose clock runs behind by `d` (up to the lead) accepts the nonces of the
 /// others up to `d` later than they do; one running ahead stops accepting them up to `d`
 /// earlier, so a nonce handed out by another replica is always good for at least one interval
@@ -118,7 +116,7 @@ const SLOTS: usize = 3 * SECRETS + 2;
 /// The first secret issues; every secret verifies. To replace a secret without refusing a single
 /// nonce, roll out in three steps, each on every replica before the next: `[old, new]` (new is
 /// accepted everywhere), then `[new, old]` (new issues), then, after
-/// [`max_nonce_lifetime`](NonceSource::max_nonce_lifetime), `[new]`. At most
+/// [`max_nonce_lifetime`](crate::NonceSource::max_nonce_lifetime), `[new]`. At most
 /// [`MAX_SECRETS`](Self::MAX_SECRETS) secrets are held.
 ///
 /// # Secrets in memory
@@ -220,22 +218,7 @@ impl<C: Clock> DerivedNonceSource<C> {
     }
 }
 
-impl<C: Clock> NonceSource for DerivedNonceSource<C> {
-    #[inline]
-    fn issue(&self) -> Nonce {
-        self.engine.issue()
-    }
-
-    #[inline]
-    fn check(&self, claim: &str) -> NonceCheck {
-        self.engine.check(claim)
-    }
-
-    /// Two rotation intervals plus the lead.
-    fn max_nonce_lifetime(&self) -> Duration {
-        self.engine.max_nonce_lifetime()
-    }
-}
+crate::source::engine::engine_nonce_source!(DerivedNonceSource);
 
 impl<C: fmt::Debug> fmt::Debug for DerivedNonceSource<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

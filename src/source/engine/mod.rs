@@ -171,6 +171,31 @@ pub(crate) fn carry_local<const N: usize>(
     }
 }
 
+/// `NonceSource` for a source type `$source<C>` whose field `engine` is an [`Engine`]: every
+/// method is the engine's, written once for every source.
+macro_rules! engine_nonce_source {
+    ($source:ident) => {
+        impl<C: $crate::Clock> $crate::NonceSource for $source<C> {
+            #[inline]
+            fn issue(&self) -> $crate::Nonce {
+                self.engine.issue()
+            }
+
+            #[inline]
+            fn check(&self, claim: &str) -> $crate::NonceCheck {
+                self.engine.check(claim)
+            }
+
+            /// Two rotation intervals, plus the lead during which the next window's value is
+            /// accepted (zero for the in-memory source).
+            fn max_nonce_lifetime(&self) -> ::time::Duration {
+                self.engine.max_nonce_lifetime()
+            }
+        }
+    };
+}
+pub(crate) use engine_nonce_source;
+
 /// The check, issue and rotation of every source: a clock, a cell of `N` slots, and a policy.
 pub(crate) struct Engine<P, C, const N: usize> {
     clock: C,

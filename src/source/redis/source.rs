@@ -9,10 +9,8 @@ use super::error::RedisSourceError;
 use super::health::Health;
 use super::shared::{SLOTS, Shared};
 use crate::clock::{Clock, SystemClock};
-use crate::nonce::Nonce;
 use crate::rotation::Rotation;
 use crate::source::engine::{Engine, is_empty};
-use crate::source::{NonceCheck, NonceSource};
 
 /// A nonce source shared by many replicas through one Redis server.
 ///
@@ -27,7 +25,7 @@ use crate::source::{NonceCheck, NonceSource};
 ///
 /// A window's value never changes, so each replica caches the current, previous and next values
 /// in a lock-free cell (the same one the in-memory source uses: readers write no shared memory).
-/// [`check`](NonceSource::check) and [`issue`](NonceSource::issue) read that cell; they reach
+/// [`check`](crate::NonceSource::check) and [`issue`](crate::NonceSource::issue) read that cell; they reach
 /// for Redis only to fill a slot that is empty, and to re-read the current value every couple
 /// of seconds (see "When Redis loses its data" below):
 ///
@@ -81,10 +79,10 @@ use crate::source::{NonceCheck, NonceSource};
 ///   first call after at most one back-off maximum (2 s by default), and at the latest at its
 ///   first call in the next window. From then on it hands out the shared value; a client still
 ///   holding the fallback is accepted once more with the shared value in the answer
-///   ([`NonceCheck::Previous`], RFC 9449 §8.2).
+///   ([`NonceCheck::Previous`](crate::NonceCheck::Previous), RFC 9449 §8.2).
 ///
 /// A value found in Redis that is not exactly what this crate writes (43 characters of
-/// canonical unpadded base64url, as [`Nonce::generate`] makes them) is a failed call like an
+/// canonical unpadded base64url, as [`Nonce::generate`](crate::Nonce::generate) makes them) is a failed call like an
 /// outage, never a nonce: not handed out, not accepted, and [`health`](Self::health) shows it.
 ///
 /// # When Redis loses its data: a re-read every couple of seconds
@@ -285,22 +283,7 @@ fn public_error(err: CallError) -> RedisSourceError {
     }
 }
 
-impl<C: Clock> NonceSource for RedisNonceSource<C> {
-    #[inline]
-    fn issue(&self) -> Nonce {
-        self.engine.issue()
-    }
-
-    #[inline]
-    fn check(&self, claim: &str) -> NonceCheck {
-        self.engine.check(claim)
-    }
-
-    /// Two rotation intervals plus the lead (the next window's value is accepted that early).
-    fn max_nonce_lifetime(&self) -> Duration {
-        self.engine.max_nonce_lifetime()
-    }
-}
+crate::source::engine::engine_nonce_source!(RedisNonceSource);
 
 impl<C: fmt::Debug> fmt::Debug for RedisNonceSource<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
