@@ -11,6 +11,10 @@
 #[path = "../examples/server/app.rs"]
 mod app;
 mod e2e_support;
+#[path = "../examples/server/stores.rs"]
+mod stores;
+#[path = "../examples/server/tokens.rs"]
+mod tokens;
 
 use std::time::Duration as StdDuration;
 

@@ -22,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::app;
+use crate::stores::Backend;
 
 /// `Basic` credentials of the demo client.
 pub const BASIC_AUTH: &str = "Basic ZGVtby1jbGllbnQ6ZGVtby1zZWNyZXQ=";
@@ -34,15 +35,21 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server with in-memory state.
     pub async fn start(rotation_seconds: i64) -> Self {
+        Self::start_on(rotation_seconds, Backend::default()).await
+    }
+
+    /// The server with its DPoP state in `backend`.
+    pub async fn start_on(rotation_seconds: i64, backend: Backend) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let base = format!("http://{addr}");
-        let router = app::router(app::Config {
-            public_url: base.clone(),
-            rotation: time::Duration::seconds(rotation_seconds),
-        })
-        .expect("router");
+        let mut config =
+            app::Config::in_memory(base.clone(), time::Duration::seconds(rotation_seconds))
+                .expect("config");
+        config.backend = backend;
+        let router = app::router(config).expect("router");
         let task = tokio::spawn(async move {
             axum::serve(listener, router).await.expect("serve");
         });
