@@ -98,11 +98,9 @@ pub fn router(config: Config) -> Result<Router, String> {
 
     // The resource server: the layer checks the token's binding and the whole proof, and
     // answers every refusal (401, `WWW-Authenticate: DPoP`, one `DPoP-Nonce`) itself.
-    let protected = Router::new()
-        .route("/resource", get(resource))
-        .route_layer(
-            DpopLayer::new(Arc::new(resource_proofs), Arc::clone(&tokens)).expose_to_browsers(),
-        );
+    let protected = Router::new().route("/resource", get(resource)).route_layer(
+        DpopLayer::new(Arc::new(resource_proofs), Arc::clone(&tokens)).expose_to_browsers(),
+    );
 
     let state = AppState {
         issuer: issuer.into(),
