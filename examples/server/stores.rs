@@ -45,7 +45,7 @@ pub type EndpointVerifier = Verifier<Nonces, ReplayStore>;
 /// at start-up is an enum.
 pub enum ReplayStore {
     Memory(InMemoryReplayCache),
-    Redis(AsyncRedisReplayCache),
+    Redis(Box<AsyncRedisReplayCache>),
 }
 
 impl AsyncReplayCache for ReplayStore {
@@ -110,12 +110,12 @@ pub fn verifier(
         .max_nonce_lifetime()
         .max(DEFAULT_PAST_LEEWAY + DEFAULT_FUTURE_LEEWAY);
     let replay = match &backend.redis {
-        Some(client) => ReplayStore::Redis(
+        Some(client) => ReplayStore::Redis(Box::new(
             AsyncRedisReplayCache::builder(client.clone(), lifetime)
                 .prefix(REDIS_PREFIX)
                 .build()
                 .map_err(|err| format!("Redis replay cache: {err}"))?,
-        ),
+        )),
         None => ReplayStore::Memory(
             InMemoryReplayCache::builder(lifetime)
                 .build()

@@ -58,8 +58,12 @@ use crate::{Clock, NonceSource, SystemClock};
 /// ```
 pub struct TokenEndpointProof<S, R, C = SystemClock> {
     proof: VerifiedProof,
-    verifier: PhantomData<fn() -> Verifier<S, R, C>>,
+    verifier: VerifierType<S, R, C>,
 }
+
+/// Names the verifier type the proof was checked with, without holding one (and without
+/// affecting `Send`, `Sync` or variance).
+type VerifierType<S, R, C> = PhantomData<fn() -> Verifier<S, R, C>>;
 
 impl<S, R, C> TokenEndpointProof<S, R, C> {
     /// The verified proof.
