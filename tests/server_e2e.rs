@@ -7,22 +7,33 @@
 //!
 //! Every response goes through `e2e_support::send`, which asserts that it carries at most one
 //! `DPoP-Nonce`, that the value is `1*NQCHAR`, and that it is not cacheable.
+//!
+//! The resource server's refusals come from `DpopLayer`: 401 with a `WWW-Authenticate: DPoP`
+//! challenge that names the error, exactly one `DPoP-Nonce` on every refusal, and no body.
 
 #[path = "../examples/server/app.rs"]
 mod app;
 mod e2e_support;
+#[path = "support/redis_server.rs"]
+mod redis_server;
+#[path = "../examples/server/stores.rs"]
+mod stores;
+#[path = "../examples/server/tokens.rs"]
+mod tokens;
 
 use std::time::Duration as StdDuration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use e2e_support::{BASIC_AUTH, Client, Key, Reply, Server, ath, now, random_id};
+use e2e_support::{BASIC_AUTH, Client, Key, Replica, Reply, Server, ath, now, random_id};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::http::{HeaderValue, Method, StatusCode};
+use redis_server::RedisServer;
 use serde_json::json;
 use sha2::Digest as _;
+use stores::Backend;
 
 const ROTATION: i64 = 300;
 
@@ -46,6 +57,7 @@ fn assert_use_dpop_nonce_rs(reply: &Reply) -> String {
     reply.nonce().expect("a DPoP-Nonce with use_dpop_nonce")
 }
 
+/// A resource-server refusal: 401, the error in the challenge, and a nonce for the next proof.
 fn assert_rs_error(reply: &Reply, error: &str) {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
     let challenge = reply.challenge();
@@ -53,7 +65,7 @@ fn assert_rs_error(reply: &Reply, error: &str) {
         challenge.starts_with(&format!(r#"DPoP error="{error}""#)),
         "challenge: {challenge}"
     );
-    assert_eq!(reply.error(), error);
+    assert!(reply.nonce().is_some(), "every refusal carries a nonce");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,7 +284,6 @@ async fn token_with_another_keys_proof_is_invalid_token() {
             .send(server.resource_request(&access_token, &proof))
             .await;
         assert_rs_error(&reply, "invalid_token");
-        assert!(reply.nonce().is_none(), "no nonce offered: {reply:?}");
     }
 
     // The owner's key with an `ath` for another token: the proof was made for another
@@ -287,7 +298,6 @@ async fn token_with_another_keys_proof_is_invalid_token() {
         .send(server.resource_request(&access_token, &proof))
         .await;
     assert_rs_error(&reply, "invalid_dpop_proof");
-    assert!(reply.nonce().is_none(), "no nonce offered: {reply:?}");
 
     // An unknown token.
     let proof = owner.key.proof(
@@ -615,23 +625,15 @@ async fn bad_input_gets_a_clean_json_error() {
             "invalid_token",
         ),
         (
-            "no Authorization",
-            server
-                .request(Method::GET, "/resource")
-                .body(Full::default())
-                .unwrap(),
-            401,
-            "invalid_token",
-        ),
-        (
-            "no proof at the resource",
+            // The layer asks for the token's binding before it reads the proof.
+            "unknown token, no proof",
             server
                 .request(Method::GET, "/resource")
                 .header(AUTHORIZATION, "DPoP abc")
                 .body(Full::default())
                 .unwrap(),
             401,
-            "invalid_dpop_proof",
+            "invalid_token",
         ),
         (
             "unknown path",
@@ -653,18 +655,54 @@ async fn bad_input_gets_a_clean_json_error() {
         ),
     ];
     for (name, request, status, error) in cases {
+        let resource = request.uri().path() == "/resource";
         let reply = server.send(request).await;
         assert_eq!(reply.status.as_u16(), status, "{name}: {reply:?}");
-        assert_eq!(reply.error(), error, "{name}");
+        if resource {
+            // The layer's answer: the error in the challenge, no body.
+            assert_rs_error(&reply, error);
+            assert!(reply.body.is_empty(), "{name}: {reply:?}");
+        } else {
+            assert_eq!(reply.error(), error, "{name}");
+        }
         if status == 401 && reply.headers.contains_key("www-authenticate") {
             assert!(reply.challenge().len() < 512, "{name}: bounded challenge");
         }
     }
 
+    // No credentials at all: the bare challenge (RFC 6750 §3.1), with a nonce for the proof.
+    let reply = server
+        .send(
+            server
+                .request(Method::GET, "/resource")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
+    let challenge = reply.challenge();
+    assert!(
+        challenge.starts_with("DPoP algs="),
+        "challenge: {challenge}"
+    );
+    assert!(!challenge.contains("error="), "challenge: {challenge}");
+    assert!(reply.nonce().is_some(), "{reply:?}");
+
     // The server is still up and serving.
     let client = Client::new(&server);
-    let token = client.token().await;
-    assert_eq!(token.last().status, StatusCode::OK);
+    let access_token = client.access_token().await;
+
+    // A valid token without a proof.
+    let reply = server
+        .send(
+            server
+                .request(Method::GET, "/resource")
+                .header(AUTHORIZATION, format!("DPoP {access_token}"))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert_rs_error(&reply, "invalid_dpop_proof");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -732,6 +770,122 @@ async fn ed25519_proofs_are_verified(alg: &str) {
     let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
     let thumbprint = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(canonical.as_bytes()));
     assert_eq!(reply.json()["jkt"], thumbprint);
+}
+
+/// Two replicas behind one public URL, with the same token secret and `backend`: a token
+/// issued by one is accepted by the other, and so is a resource-server nonce one handed out.
+/// With `shared_replay`, a proof accepted by one is refused by the other as a replay.
+async fn replicas_share_state(backend: Backend, shared_replay: bool) {
+    let token_secret = Some([7u8; 32]);
+    let first = Server::start_with(
+        ROTATION,
+        Replica {
+            backend: backend.clone(),
+            token_secret,
+            public_url: None,
+        },
+    )
+    .await;
+    let second = Server::start_with(
+        ROTATION,
+        Replica {
+            backend,
+            token_secret,
+            public_url: Some(first.base.clone()),
+        },
+    )
+    .await;
+    // Room for the Redis sources' first background fetch.
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+
+    let client = Client::new(&first);
+    let access_token = client.access_token().await;
+    let resource = client.resource(&access_token).await;
+    assert_eq!(resource.retries(), 1);
+    assert_eq!(resource.last().status, StatusCode::OK);
+    let rs_nonce = client.stored_nonce().unwrap();
+
+    // The other replica: the token and the nonce are good there too.
+    let client = client.switch_to(&second);
+    let resource = client.resource(&access_token).await;
+    assert_eq!(resource.retries(), 0, "{:?}", resource.replies);
+    assert_eq!(resource.last().status, StatusCode::OK);
+    assert_eq!(resource.last().json()["client_id"], "demo-client");
+
+    let proof = client.key.proof(
+        "GET",
+        &first.url("/resource"),
+        Some(&rs_nonce),
+        Some(&ath(&access_token)),
+    );
+    let reply = first
+        .send(first.resource_request(&access_token, &proof))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let replayed = second
+        .send(second.resource_request(&access_token, &proof))
+        .await;
+    if shared_replay {
+        assert_rs_error(&replayed, "invalid_dpop_proof");
+    } else {
+        assert_eq!(replayed.status, StatusCode::OK, "{replayed:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_redis_share_nonces_tokens_and_replay() {
+    let Some(redis) = RedisServer::start_or_skip("replicas_on_redis") else {
+        return;
+    };
+    let backend = Backend {
+        redis: Some(redis.client()),
+        derived_secret: None,
+    };
+    replicas_share_state(backend, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_with_a_derived_secret_share_nonces_and_tokens() {
+    let backend = Backend {
+        redis: None,
+        derived_secret: Some([9u8; 32]),
+    };
+    replicas_share_state(backend, false).await;
+
+    let Some(redis) = RedisServer::start_or_skip("replicas_derived_on_redis") else {
+        return;
+    };
+    let backend = Backend {
+        redis: Some(redis.client()),
+        derived_secret: Some([9u8; 32]),
+    };
+    replicas_share_state(backend, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_another_secret_are_refused() {
+    let issuer = Server::start(ROTATION).await;
+    let other = Server::start_with(
+        ROTATION,
+        Replica {
+            public_url: Some(issuer.base.clone()),
+            ..Replica::default()
+        },
+    )
+    .await;
+    let client = Client::new(&issuer);
+    let access_token = client.access_token().await;
+    let client = client.switch_to(&other);
+    let dance = client.resource(&access_token).await;
+    assert_rs_error(dance.last(), "invalid_token");
+
+    // A token whose tag was tampered with is refused by its own issuer too.
+    let client = client.switch_to(&issuer);
+    let mut forged = access_token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let dance = client.resource(&forged).await;
+    assert_rs_error(dance.last(), "invalid_token");
 }
 
 #[test]

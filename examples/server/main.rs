@@ -1,7 +1,7 @@
 //! A small OAuth authorization server and resource server that demand DPoP nonces, on axum.
 //!
 //! ```text
-//! cargo run --example server --features axum,proof -- --addr 127.0.0.1:8080
+//! cargo run --example server --features axum,proof,tower,tokio,derived -- --addr 127.0.0.1:8080
 //! ```
 //!
 //! Options:
@@ -10,12 +10,29 @@
 //! - `--rotation SECONDS`: how often nonces rotate (default 300).
 //! - `--public-url URL`: the URL clients use, when the server runs behind a proxy (default
 //!   `http://` and the bound address). Proofs must name it in `htu`.
+//! - `--redis URL`: keep the DPoP state in Redis (`redis://host:port`, `redis+unix:///path`):
+//!   the authorization-server and resource-server nonces (labels `as` and `rs`) come from
+//!   `RedisNonceSource`s that a background task refreshes, so no request waits for Redis, and
+//!   `jti`s go to an `AsyncRedisReplayCache`. Keys start with `dpop-demo`. Without it, all
+//!   state is in this process.
+//! - `--derived-secret HEX`: 64 hex digits (32 bytes); nonces are `DerivedNonceSource`s
+//!   (labels `as` and `rs`) on that secret, so replicas that share it accept each other's
+//!   nonces without Redis. With `--redis` too, the replay cache stays on Redis: replicas need
+//!   a shared replay cache whatever the source.
+//! - `--token-secret HEX`: 64 hex digits (32 bytes) that sign the self-contained access
+//!   tokens, so that every replica started with it accepts the tokens of the others (default:
+//!   a random secret per process).
+//!
+//! Once it accepts connections, the server prints one line on standard output:
+//! `listening on http://ADDR (public URL URL)`.
 //!
 //! The client `demo-client` with secret `demo-secret` may use `client_secret_basic` or
 //! `client_secret_post`. See `app.rs` for the endpoints; proofs are verified by
 //! `dpop_nonce::proof::Verifier`, with ES256, ES384, EdDSA, Ed25519, RS256 and PS256 keys.
 
 mod app;
+mod stores;
+mod tokens;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -23,12 +40,24 @@ use std::process::ExitCode;
 
 use time::Duration;
 
-const USAGE: &str = "usage: server [--addr HOST:PORT] [--rotation SECONDS] [--public-url URL]";
+const USAGE: &str = "\
+usage: server [--addr HOST:PORT] [--rotation SECONDS] [--public-url URL]
+              [--redis URL] [--derived-secret HEX] [--token-secret HEX]
+
+  --addr HOST:PORT       where to listen (default 127.0.0.1:8080; port 0 picks a free port)
+  --rotation SECONDS     how often nonces rotate (default 300)
+  --public-url URL       the URL clients use (default http:// and the bound address)
+  --redis URL            nonces (labels as, rs) and replay cache in Redis, keys dpop-demo:*
+  --derived-secret HEX   32 bytes: nonces derived from this secret, shared by replicas
+  --token-secret HEX     32 bytes: signs access tokens, shared by replicas (default: random)";
 
 struct Args {
     addr: SocketAddr,
     rotation: Duration,
     public_url: Option<String>,
+    redis: Option<redis::Client>,
+    derived_secret: Option<[u8; 32]>,
+    token_secret: Option<[u8; 32]>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -36,6 +65,9 @@ fn parse_args() -> Result<Args, String> {
         addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
         rotation: Duration::minutes(5),
         public_url: None,
+        redis: None,
+        derived_secret: None,
+        token_secret: None,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(flag) = argv.next() {
@@ -67,10 +99,31 @@ fn parse_args() -> Result<Args, String> {
                 }
                 args.public_url = Some(value);
             }
+            "--redis" => {
+                let client = redis::Client::open(value.as_str())
+                    .map_err(|err| format!("--redis {value}: {err}"))?;
+                args.redis = Some(client);
+            }
+            "--derived-secret" => args.derived_secret = Some(secret(&flag, &value)?),
+            "--token-secret" => args.token_secret = Some(secret(&flag, &value)?),
             _ => return Err(format!("unknown option {flag}\n{USAGE}")),
         }
     }
     Ok(args)
+}
+
+/// 32 bytes from 64 hex digits.
+fn secret(flag: &str, hex: &str) -> Result<[u8; 32], String> {
+    let wrong = || format!("{flag}: expected 64 hex digits (32 bytes)");
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(wrong());
+    }
+    let mut secret = [0u8; 32];
+    for (byte, pair) in secret.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+        let pair = std::str::from_utf8(pair).map_err(|_| wrong())?;
+        *byte = u8::from_str_radix(pair, 16).map_err(|_| wrong())?;
+    }
+    Ok(secret)
 }
 
 #[tokio::main]
@@ -79,46 +132,40 @@ async fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    let args = match parse_args() {
-        Ok(args) => args,
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("{message}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    let listener = match tokio::net::TcpListener::bind(args.addr).await {
-        Ok(listener) => listener,
-        Err(err) => {
-            eprintln!("cannot listen on {}: {err}", args.addr);
-            return ExitCode::FAILURE;
-        }
-    };
-    let bound = match listener.local_addr() {
-        Ok(bound) => bound,
-        Err(err) => {
-            eprintln!("cannot read the bound address: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let args = parse_args()?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|err| format!("cannot listen on {}: {err}", args.addr))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|err| format!("cannot read the bound address: {err}"))?;
     let public_url = args.public_url.unwrap_or_else(|| format!("http://{bound}"));
-    let router = match app::router(app::Config {
-        public_url: public_url.clone(),
-        rotation: args.rotation,
-    }) {
-        Ok(router) => router,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::FAILURE;
-        }
+
+    let mut config = app::Config::in_memory(public_url.clone(), args.rotation)?;
+    config.backend = stores::Backend {
+        redis: args.redis,
+        derived_secret: args.derived_secret,
     };
+    if let Some(secret) = args.token_secret {
+        config.token_key = tokens::TokenKey::new(&secret);
+    }
+    let router = app::router(config)?;
 
     println!("listening on http://{bound} (public URL {public_url})");
     // Whoever started the server may be waiting for that line on a pipe.
     let _ = std::io::stdout().flush();
 
-    if let Err(err) = axum::serve(listener, router).await {
-        eprintln!("server error: {err}");
-        return ExitCode::FAILURE;
-    }
-    ExitCode::SUCCESS
+    axum::serve(listener, router)
+        .await
+        .map_err(|err| format!("server error: {err}"))
 }

@@ -22,9 +22,20 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::app;
+use crate::stores::Backend;
+use crate::tokens::TokenKey;
 
 /// `Basic` credentials of the demo client.
 pub const BASIC_AUTH: &str = "Basic ZGVtby1jbGllbnQ6ZGVtby1zZWNyZXQ=";
+
+/// How one replica of the server runs (the default: alone, in memory).
+#[derive(Default)]
+pub struct Replica {
+    pub backend: Backend,
+    pub token_secret: Option<[u8; 32]>,
+    /// The URL clients use, shared by replicas behind one load balancer.
+    pub public_url: Option<String>,
+}
 
 /// The example's router, served on a free loopback port until dropped.
 pub struct Server {
@@ -34,15 +45,26 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server with in-memory state.
     pub async fn start(rotation_seconds: i64) -> Self {
+        Self::start_with(rotation_seconds, Replica::default()).await
+    }
+
+    /// The server as one replica of several: its DPoP state, token secret and public URL.
+    pub async fn start_with(rotation_seconds: i64, replica: Replica) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let base = format!("http://{addr}");
-        let router = app::router(app::Config {
-            public_url: base.clone(),
-            rotation: time::Duration::seconds(rotation_seconds),
-        })
-        .expect("router");
+        let base = replica
+            .public_url
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let mut config =
+            app::Config::in_memory(base.clone(), time::Duration::seconds(rotation_seconds))
+                .expect("config");
+        config.backend = replica.backend;
+        if let Some(secret) = replica.token_secret {
+            config.token_key = TokenKey::new(&secret);
+        }
+        let router = app::router(config).expect("router");
         let task = tokio::spawn(async move {
             axum::serve(listener, router).await.expect("serve");
         });
@@ -352,6 +374,21 @@ impl<'a> Client<'a> {
             .as_str()
             .expect("access_token")
             .to_owned()
+    }
+
+    /// The same client (key and nonces) talking to `server`, another replica of the same
+    /// public URL.
+    pub fn switch_to<'b>(self, server: &'b Server) -> Client<'b> {
+        assert_eq!(
+            server.base, self.server.base,
+            "replicas share the public URL"
+        );
+        Client {
+            server,
+            key: self.key,
+            store: self.store,
+            origin: self.origin,
+        }
     }
 
     /// The nonce the store holds for the server.

@@ -5,10 +5,16 @@
 // Without a path, the server example is built with cargo, which reports where the binary is.
 // Every request goes through a counting fetch, so each nonce dance is checked to take exactly
 // the expected requests: a first attempt refused with use_dpop_nonce, then one retry.
+//
+// The scenarios run twice: against the server with in-memory state, then with `--redis` on a
+// redis-server this script starts on a unix socket in a temporary directory and stops at the
+// end. Without redis-server on PATH the Redis run is skipped, loudly; with CI set, that fails.
 
 import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { createInterface } from 'node:readline'
-import { dirname, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as oauth from 'oauth4webapi'
@@ -17,6 +23,8 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const CLIENT = { client_id: 'demo-client' }
 const SECRET = 'demo-secret'
 const NQCHAR = /^[\x21\x23-\x5b\x5d-\x7e]+$/
+// The features examples/server needs (Cargo.toml, [[example]] server).
+const SERVER_FEATURES = 'axum,proof,tower,tokio,derived'
 // The proof algorithms every dance is run with, and the WebCrypto key each one needs.
 const RSA = { modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }
 const KEY_ALGORITHMS = {
@@ -39,7 +47,16 @@ function serverBinary() {
   if (process.argv[2]) return resolve(process.argv[2])
   const build = spawnSync(
     'cargo',
-    ['build', '--locked', '--example', 'server', '--all-features', '--message-format', 'json'],
+    [
+      'build',
+      '--locked',
+      '--example',
+      'server',
+      '--features',
+      SERVER_FEATURES,
+      '--message-format',
+      'json',
+    ],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 256 << 20 },
   )
   if (build.status !== 0) throw new Error('cargo build --example server failed')
@@ -105,12 +122,15 @@ async function generateDpopKeyPair(alg) {
 
 // A fetch that records every exchange (the nonce sent, the status, the nonce handed out), for
 // exact request counts.
-function countingFetch() {
+//
+// `route` picks the address a request goes to: a load balancer in front of replicas that share
+// one public URL. By default, the URL itself.
+function countingFetch(route = (url) => url) {
   const log = []
   const fetchFn = async (url, init) => {
     const sent = proofPart(init, 1)?.nonce ?? null
     const alg = proofPart(init, 0)?.alg ?? null
-    const response = await fetch(url, init)
+    const response = await fetch(route(new URL(url)), init)
     const nonce = response.headers.get('dpop-nonce')
     log.push({ path: new URL(url).pathname, sent, alg, status: response.status, nonce })
     return response
@@ -198,8 +218,8 @@ function expectExchanges(log, from, path, statuses, alg) {
 }
 
 // The full dance for one client authentication method and one proof algorithm.
-async function grantAndResource(base, authName, alg = 'ES256') {
-  const { log, fetchFn } = countingFetch()
+async function grantAndResource(base, authName, alg = 'ES256', route = undefined) {
+  const { log, fetchFn } = countingFetch(route)
   const options = { [oauth.allowInsecureRequests]: true, [oauth.customFetch]: fetchFn }
   const as = await discover(base, options)
   const DPoP = oauth.DPoP(CLIENT, await generateDpopKeyPair(alg))
@@ -260,24 +280,63 @@ async function scenario(name, run) {
   }
 }
 
-async function main() {
-  const binary = serverBinary()
+// `redis-server` on a unix socket in a fresh temporary directory, without persistence;
+// resolves once the socket exists (Redis creates it once it listens).
+async function startRedis() {
+  const dir = mkdtempSync(join(tmpdir(), 'dpop-interop-redis-'))
+  const socket = join(dir, 'redis.sock')
+  const child = spawn(
+    'redis-server',
+    ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  )
+  servers.add(child)
+  child.on('exit', () => {
+    servers.delete(child)
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const deadline = Date.now() + 10_000
+  while (!existsSync(socket)) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error('redis-server exited early')
+    if (Date.now() > deadline) throw new Error('redis-server did not listen in 10 s')
+    await sleep(20)
+  }
+  return { child, url: `redis+unix://${socket}` }
+}
+
+function redisServerInstalled() {
+  return !spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).error
+}
+
+// Round-robin over the replicas' addresses, for URLs on the shared public URL.
+function roundRobin(replicas) {
+  let next = 0
+  return (url) => {
+    const target = new URL(url)
+    const replica = new URL(replicas[next++ % replicas.length].base)
+    target.host = replica.host
+    return target
+  }
+}
+
+// Every scenario against servers started with `args` (in-memory state when empty).
+async function scenarios(mode, binary, args) {
   const ROTATION = 2
-  const server = await startServer(binary)
-  const rotating = await startServer(binary, ['--rotation', String(ROTATION)])
+  const server = await startServer(binary, args)
+  const rotating = await startServer(binary, ['--rotation', String(ROTATION), ...args])
   try {
-    await scenario('client_credentials + resource, client_secret_basic', () =>
+    await scenario(`[${mode}] client_credentials + resource, client_secret_basic`, () =>
       grantAndResource(server.base, 'basic'),
     )
-    await scenario('client_credentials + resource, client_secret_post', () =>
+    await scenario(`[${mode}] client_credentials + resource, client_secret_post`, () =>
       grantAndResource(server.base, 'post'),
     )
     for (const alg of Object.keys(KEY_ALGORITHMS)) {
-      await scenario(`client_credentials + resource, ${alg} proofs`, () =>
+      await scenario(`[${mode}] client_credentials + resource, ${alg} proofs`, () =>
         grantAndResource(server.base, 'basic', alg),
       )
     }
-    await scenario(`nonce rotation every ${ROTATION} s, ES256 and Ed25519 proofs at once`, () =>
+    await scenario(`[${mode}] nonce rotation every ${ROTATION} s, ES256 and Ed25519 proofs at once`, () =>
       Promise.all([
         rotation(rotating.base, ROTATION, 'ES256'),
         rotation(rotating.base, ROTATION, 'Ed25519'),
@@ -287,6 +346,53 @@ async function main() {
     stopServer(server.child)
     stopServer(rotating.child)
   }
+}
+
+// Three replicas behind one public URL, each request to the next one: shared nonces, tokens
+// and replay cache make the dance exactly as with one server.
+async function replicas(mode, binary, args) {
+  const shared = ['--token-secret', 'a5'.repeat(32), ...args]
+  const first = await startServer(binary, shared)
+  const others = await Promise.all(
+    [0, 1].map(() => startServer(binary, ['--public-url', first.base, ...shared])),
+  )
+  const all = [first, ...others]
+  try {
+    // Room for the background tasks' first fetch of the Redis nonces.
+    await sleep(300)
+    await scenario(`[${mode}] three replicas, requests round-robin`, () =>
+      grantAndResource(first.base, 'basic', 'ES256', roundRobin(all)),
+    )
+  } finally {
+    for (const replica of all) stopServer(replica.child)
+  }
+}
+
+async function main() {
+  const binary = serverBinary()
+  await scenarios('in-memory', binary, [])
+
+  if (!redisServerInstalled()) {
+    if (process.env.CI) {
+      failed += 1
+      console.log('not ok - redis-server is not installed, and CI is set: the Redis run is required')
+    } else {
+      console.log('SKIPPED: the Redis run (redis-server is not installed)')
+    }
+  } else {
+    const redis = await startRedis()
+    try {
+      const args = ['--redis', redis.url]
+      await scenarios('redis', binary, args)
+      await replicas('redis', binary, args)
+      await replicas('redis + derived', binary, [...args, '--derived-secret', '3c'.repeat(32)])
+    } finally {
+      const exited = new Promise((done) => redis.child.once('exit', done))
+      stopServer(redis.child)
+      await exited
+    }
+  }
+
   console.log(`${passed} passed, ${failed} failed`)
   process.exitCode = failed === 0 && passed > 0 ? 0 : 1
 }
