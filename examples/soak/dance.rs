@@ -226,8 +226,9 @@ pub struct Client<'a> {
     origin: Origin,
     token_url: String,
     resource_url: String,
-    dances: u64,
-    accepted: u64,
+    /// Dances and accepted proofs so far, per endpoint: the probes are spread over both.
+    dances: [u64; 2],
+    accepted: [u64; 2],
     replays: usize,
     log: ClientLog,
 }
@@ -249,8 +250,8 @@ impl<'a> Client<'a> {
             origin,
             token_url: format!("{}/token", plan.public_url),
             resource_url: format!("{}/resource", plan.public_url),
-            dances: 0,
-            accepted: 0,
+            dances: [0; 2],
+            accepted: [0; 2],
             replays: 0,
             log: ClientLog::default(),
         })
@@ -293,11 +294,12 @@ impl<'a> Client<'a> {
 
     /// One call with its nonce retries; the body of the 200 answer, if one came.
     async fn dance(&mut self, target: Target<'_>) -> Option<Bytes> {
-        self.dances += 1;
-        if self.plan.unknown_every > 0 && self.dances % self.plan.unknown_every == 0 {
+        let kind = target.kind();
+        let slot = kind as usize;
+        self.dances[slot] += 1;
+        if self.plan.unknown_every > 0 && self.dances[slot] % self.plan.unknown_every == 0 {
             self.probe_unknown(target).await;
         }
-        let kind = target.kind();
         let start = self.since_start();
         let store = match kind {
             Kind::Token => &self.as_store,
@@ -332,8 +334,8 @@ impl<'a> Client<'a> {
             );
             if reply.status == StatusCode::OK {
                 self.record(kind, start, sends - 1, None);
-                self.accepted += 1;
-                if self.plan.replay_every > 0 && self.accepted % self.plan.replay_every == 0 {
+                self.accepted[slot] += 1;
+                if self.plan.replay_every > 0 && self.accepted[slot] % self.plan.replay_every == 0 {
                     self.replay(target, &proof, replica).await;
                 }
                 return Some(reply.body);
@@ -384,7 +386,8 @@ impl<'a> Client<'a> {
             Kind::Resource => &self.rs_store,
         };
         let current = store.get(&self.origin);
-        let fake = unknown_nonce(current.as_ref().map(|n| n.as_str()), self.dances);
+        let nth = self.dances[target.kind() as usize] / self.plan.unknown_every.max(1);
+        let fake = unknown_nonce(current.as_ref().map(|n| n.as_str()), nth);
         let proof = self.proof(target, Some(&fake));
         let request = build_request(self.plan, target, &proof);
         let replica = self.balancer.pick();
