@@ -4,6 +4,7 @@
 //! proofs to another replica, and sends some proofs with nonces no server issued; both must be
 //! refused.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -44,6 +45,10 @@ pub struct Plan {
     pub max_attempts: u32,
     pub start: Instant,
     pub deadline: Instant,
+    /// When Redis is killed, in a `--kill-redis` run.
+    pub kill_at: Option<Instant>,
+    /// Set once Redis answers again after the kill.
+    pub restarted: AtomicBool,
 }
 
 /// Which endpoint a dance calls.
@@ -86,6 +91,8 @@ pub struct ClientLog {
     pub dances: Vec<DanceRecord>,
     pub replays: Vec<ProbeRecord>,
     pub unknown: Vec<ProbeRecord>,
+    /// The last proof accepted before Redis was killed, sent again once it is back (empty).
+    pub across_restart: Vec<ProbeRecord>,
     /// Latency of each dance request, in microseconds.
     pub latencies_us: Vec<u32>,
 }
@@ -230,6 +237,9 @@ pub struct Client<'a> {
     dances: [u64; 2],
     accepted: [u64; 2],
     replays: usize,
+    /// The last proof accepted before the kill, with its endpoint and token, until re-sent.
+    before_kill: Option<(Kind, String, Option<String>)>,
+    resent_across_restart: bool,
     log: ClientLog,
 }
 
@@ -253,6 +263,8 @@ impl<'a> Client<'a> {
             dances: [0; 2],
             accepted: [0; 2],
             replays: 0,
+            before_kill: None,
+            resent_across_restart: false,
             log: ClientLog::default(),
         })
     }
@@ -294,6 +306,10 @@ impl<'a> Client<'a> {
 
     /// One call with its nonce retries; the body of the 200 answer, if one came.
     async fn dance(&mut self, target: Target<'_>) -> Option<Bytes> {
+        if !self.resent_across_restart && self.plan.restarted.load(Ordering::Relaxed) {
+            self.resent_across_restart = true;
+            self.resend_across_restart().await;
+        }
         let kind = target.kind();
         let slot = kind as usize;
         self.dances[slot] += 1;
@@ -334,6 +350,13 @@ impl<'a> Client<'a> {
             );
             if reply.status == StatusCode::OK {
                 self.record(kind, start, sends - 1, None);
+                if self.plan.kill_at.is_some_and(|kill| Instant::now() < kill) {
+                    let token = match target {
+                        Target::Token => None,
+                        Target::Resource { token, .. } => Some(token.to_owned()),
+                    };
+                    self.before_kill = Some((kind, proof.clone(), token));
+                }
                 self.accepted[slot] += 1;
                 if self.plan.replay_every > 0 && self.accepted[slot] % self.plan.replay_every == 0 {
                     self.replay(target, &proof, replica).await;
@@ -377,6 +400,26 @@ impl<'a> Client<'a> {
         let result = self.connections.send(self.balancer, other, request).await;
         let record = self.probe_record(target.kind(), result);
         self.log.replays.push(record);
+    }
+
+    /// Re-sends the last proof accepted before Redis was killed, now that Redis is back.
+    async fn resend_across_restart(&mut self) {
+        let Some((kind, proof, token)) = self.before_kill.take() else {
+            return;
+        };
+        let token_ath = token.as_deref().map(ath).unwrap_or_default();
+        let target = match &token {
+            None => Target::Token,
+            Some(token) => Target::Resource {
+                token,
+                ath: &token_ath,
+            },
+        };
+        let request = build_request(self.plan, target, &proof);
+        let replica = self.balancer.pick();
+        let result = self.connections.send(self.balancer, replica, request).await;
+        let record = self.probe_record(kind, result);
+        self.log.across_restart.push(record);
     }
 
     /// Sends a proof whose nonce no server issued, to the next replica.

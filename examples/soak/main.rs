@@ -30,10 +30,15 @@
 //! run could not be set up. A summary is printed, and written as JSON with `--json PATH`.
 //!
 //! With `--kill-redis`, Redis is killed (SIGKILL) at `--kill-at` seconds (default: half the
-//! duration) and started again, empty, on the same port `--redis-down` seconds later. The
-//! failover window is the time from the kill to the end of the last dance that needed more
-//! than one retry or failed; dances overlapping `[kill, kill + bound]` are exempt from the
-//! one-retry and no-failure checks, and none of the others is.
+//! duration) and started again, empty, on the same port `--redis-down` seconds (default 1)
+//! later. The failover window is the time from the signal to the end of the last dance that
+//! needed more than one retry or failed; it must stay within `--failover-bound` (default: the
+//! down time plus 4 s, the replay cache's longest reconnect back-off of 2 s with slack). Dances
+//! overlapping `[kill, kill + bound]` are exempt from the one-retry and no-failure checks, and
+//! none of the others is. Each client also sends the last proof it had accepted before the kill
+//! once more after the restart: those answers are reported (`across_restart`) but not checked,
+//! since a Redis restarted empty has forgotten every `jti`, which is the documented limit of a
+//! replay cache on Redis without persistence.
 //!
 //! When `redis-server` is missing, the soak says so loudly and exits 0, unless the `CI`
 //! variable is set (non-empty): then it fails.
@@ -46,6 +51,7 @@ mod report;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::TryRngCore as _;
@@ -59,6 +65,10 @@ use crate::report::{Failover, Setup};
 /// The public URL of the replicas, behind the simulated load balancer. Never resolved.
 const PUBLIC_URL: &str = "http://soak-lb.invalid";
 const PUBLIC_HOST: &str = "soak-lb.invalid";
+
+/// The failover bound past the time Redis is down: the replay cache's longest reconnect
+/// back-off (2 s by default), a nonce refresh, and slack for a loaded machine.
+const DEFAULT_FAILOVER_MARGIN: Duration = Duration::from_secs(4);
 
 const USAGE: &str = "\
 usage: soak [--server PATH] [--redis-server PATH] [--replicas N] [--clients N]
@@ -84,7 +94,7 @@ struct Args {
     kill_redis: bool,
     kill_at: Option<Duration>,
     redis_down: Duration,
-    failover_bound: Duration,
+    failover_bound: Option<Duration>,
     server_args: Vec<String>,
     json: Option<PathBuf>,
 }
@@ -106,7 +116,7 @@ fn parse_args() -> Result<Args, String> {
         kill_redis: false,
         kill_at: None,
         redis_down: Duration::from_secs(1),
-        failover_bound: Duration::from_secs(10),
+        failover_bound: None,
         server_args: Vec::new(),
         json: None,
     };
@@ -160,7 +170,7 @@ fn set_option(args: &mut Args, flag: &str, value: String) -> Result<(), String> 
         "--max-attempts" => args.max_attempts = number(flag, &value)?,
         "--kill-at" => args.kill_at = Some(seconds(flag, &value)?),
         "--redis-down" => args.redis_down = seconds(flag, &value)?,
-        "--failover-bound" => args.failover_bound = seconds(flag, &value)?,
+        "--failover-bound" => args.failover_bound = Some(seconds(flag, &value)?),
         "--server-arg" => args.server_args.push(value),
         "--json" => args.json = Some(PathBuf::from(value)),
         _ => return Err(format!("unknown option {flag}\n{USAGE}")),
@@ -283,6 +293,10 @@ async fn run(args: Args) -> Result<bool, String> {
         max_attempts: args.max_attempts,
         start,
         deadline: start + args.duration,
+        kill_at: args
+            .kill_redis
+            .then(|| start + args.kill_at.unwrap_or(args.duration / 2)),
+        restarted: AtomicBool::new(false),
     });
     let mut clients = Vec::new();
     for _ in 0..args.clients {
@@ -297,13 +311,13 @@ async fn run(args: Args) -> Result<bool, String> {
     }
 
     let mut failover = None;
-    if args.kill_redis
+    if let Some(kill_at) = plan.kill_at
         && let Some(mut server) = redis.take()
     {
-        let kill_at = args.kill_at.unwrap_or(args.duration / 2);
-        tokio::time::sleep_until((start + kill_at).into()).await;
-        server.kill();
+        tokio::time::sleep_until(kill_at.into()).await;
+        // The window counts from the signal, so read the clock before sending it.
         let killed_at = start.elapsed();
+        server.kill();
         tokio::time::sleep(args.redis_down).await;
         let (server, restarted) = tokio::task::spawn_blocking(move || {
             let restarted = server.restart();
@@ -312,11 +326,14 @@ async fn run(args: Args) -> Result<bool, String> {
         .await
         .map_err(|err| format!("the restart task failed: {err}"))?;
         restarted?;
+        plan.restarted.store(true, Ordering::Relaxed);
         redis = Some(server);
         failover = Some(Failover {
             killed_at,
             restarted_at: start.elapsed(),
-            bound: args.failover_bound,
+            bound: args
+                .failover_bound
+                .unwrap_or(args.redis_down + DEFAULT_FAILOVER_MARGIN),
         });
     }
 
@@ -328,7 +345,7 @@ async fn run(args: Args) -> Result<bool, String> {
         logs.push(log);
     }
     let elapsed = start.elapsed();
-    let requests = balancer.sent.load(std::sync::atomic::Ordering::Relaxed);
+    let requests = balancer.sent.load(Ordering::Relaxed);
 
     let mut violations = Vec::new();
     for (index, replica) in replicas.iter_mut().enumerate() {

@@ -126,6 +126,8 @@ pub fn build(
     let dances: Vec<&DanceRecord> = logs.iter().flat_map(|log| &log.dances).collect();
     let replays: Vec<&ProbeRecord> = logs.iter().flat_map(|log| &log.replays).collect();
     let unknown: Vec<&ProbeRecord> = logs.iter().flat_map(|log| &log.unknown).collect();
+    let across_restart: Vec<&ProbeRecord> =
+        logs.iter().flat_map(|log| &log.across_restart).collect();
     let mut latencies: Vec<u32> = logs
         .iter()
         .flat_map(|log| log.latencies_us.iter().copied())
@@ -151,6 +153,13 @@ pub fn build(
         .collect();
     let max_retries_outside = outside.iter().map(|d| d.retries).max().unwrap_or(0);
     let failures_outside = outside.iter().filter(|d| d.failure.is_some()).count();
+    // The first few failures outside the window, to tell a slow start from a late error.
+    let failures_outside_at: Vec<f64> = outside
+        .iter()
+        .filter(|d| d.failure.is_some())
+        .map(|d| seconds(d.end))
+        .take(10)
+        .collect();
 
     let twice_accepted: Vec<&ProbeRecord> =
         replays.iter().copied().filter(|p| p.accepted).collect();
@@ -256,9 +265,15 @@ pub fn build(
         "resource": resource_json,
         "max_retries_outside_failover_window": max_retries_outside,
         "failures_outside_failover_window": failures_outside,
+        "failures_outside_failover_window_at_s": failures_outside_at,
         "replays": probe_json(&replays, &twice_accepted),
         "unknown_nonces": probe_json(&unknown, &unknown_accepted),
         "failover": failover_json,
+        "across_restart": failover.map(|_| {
+            let accepted: Vec<&ProbeRecord> =
+                across_restart.iter().copied().filter(|p| p.accepted).collect();
+            probe_json(&across_restart, &accepted)
+        }),
         "passed": violations.is_empty(),
         "violations": violations,
     });
@@ -311,6 +326,16 @@ pub fn build(
             opt("last_failure_after_kill_s"),
             opt("window_s"),
             f["bound_s"]
+        );
+    }
+    if failover.is_some() {
+        let accepted = across_restart.iter().filter(|p| p.accepted).count();
+        let _ = writeln!(
+            text,
+            "  restart    {} proofs accepted before the kill sent again after it, {accepted} \
+             accepted again (not checked: Redis came back empty) ({})",
+            across_restart.len(),
+            answers_text(&count_answers(&across_restart))
         );
     }
     if violations.is_empty() {
