@@ -212,9 +212,14 @@ impl Replica {
         let Some(addr) = addr.filter(|addr| addr.ip().is_loopback()) else {
             let _ = child.kill();
             let _ = child.wait();
+            let got = match line {
+                Ok(line) => format!("it printed {line:?}"),
+                Err(mpsc::RecvTimeoutError::Timeout) => format!("none within {READY_TIMEOUT:?}"),
+                Err(mpsc::RecvTimeoutError::Disconnected) => "it closed stdout first".to_owned(),
+            };
             return Err(format!(
-                "the server did not print `{READY_PREFIX}<loopback address> ...` within \
-                 {READY_TIMEOUT:?} (got {line:?}); its stderr:\n{}",
+                "the server did not print `{READY_PREFIX}<loopback address> ...` ({got}); \
+                 its stderr:\n{}",
                 tail(&log, 20)
             ));
         };
