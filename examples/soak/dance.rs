@@ -313,7 +313,8 @@ impl<'a> Client<'a> {
         let kind = target.kind();
         let slot = kind as usize;
         self.dances[slot] += 1;
-        if self.plan.unknown_every > 0 && self.dances[slot] % self.plan.unknown_every == 0 {
+        if self.plan.unknown_every > 0 && self.dances[slot].is_multiple_of(self.plan.unknown_every)
+        {
             self.probe_unknown(target).await;
         }
         let start = self.since_start();
@@ -358,7 +359,9 @@ impl<'a> Client<'a> {
                     self.before_kill = Some((kind, proof.clone(), token));
                 }
                 self.accepted[slot] += 1;
-                if self.plan.replay_every > 0 && self.accepted[slot] % self.plan.replay_every == 0 {
+                if self.plan.replay_every > 0
+                    && self.accepted[slot].is_multiple_of(self.plan.replay_every)
+                {
                     self.replay(target, &proof, replica).await;
                 }
                 return Some(reply.body);
