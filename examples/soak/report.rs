@@ -1,0 +1,353 @@
+//! Turns the clients' logs into the summary: counts, histograms, the failover window, and the
+//! invariants that decide the exit code.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::dance::{ClientLog, DanceRecord, Kind, ProbeRecord};
+
+/// The Redis kill and restart of a `--kill-redis` run, in time since the start of the load.
+pub struct Failover {
+    pub killed_at: Duration,
+    pub restarted_at: Duration,
+    /// Dances within `bound` after the kill may retry more than once or fail.
+    pub bound: Duration,
+}
+
+impl Failover {
+    /// `true` when the dance overlaps `[kill, kill + bound]`.
+    fn covers(&self, dance: &DanceRecord) -> bool {
+        dance.end >= self.killed_at && dance.start <= self.killed_at + self.bound
+    }
+}
+
+/// What the run was, for the summary's header.
+pub struct Setup {
+    pub mode: String,
+    pub replicas: usize,
+    pub clients: usize,
+    pub duration: Duration,
+    pub rotation_s: u32,
+    pub replay_every: u64,
+    pub unknown_every: u64,
+}
+
+/// The summary as JSON, its text form, and the invariants that failed (none: the run passes).
+pub struct Report {
+    pub json: Value,
+    pub text: String,
+    pub violations: Vec<String>,
+}
+
+fn seconds(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+fn percentile(sorted: &[u32], per_mille: usize) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = (sorted.len() - 1) * per_mille / 1000;
+    f64::from(sorted[index]) / 1000.0
+}
+
+fn count_answers(probes: &[&ProbeRecord]) -> BTreeMap<String, u64> {
+    let mut answers = BTreeMap::new();
+    for probe in probes {
+        *answers.entry(probe.answer.clone()).or_insert(0) += 1;
+    }
+    answers
+}
+
+fn answers_text(answers: &BTreeMap<String, u64>) -> String {
+    let parts: Vec<String> = answers
+        .iter()
+        .map(|(answer, count)| format!("{answer}: {count}"))
+        .collect();
+    parts.join(", ")
+}
+
+/// The dances of one endpoint: totals and the histogram of retries.
+fn dance_stats(dances: &[&DanceRecord], failover: Option<&Failover>) -> (Value, String) {
+    let mut histogram = [0u64; 4];
+    let mut failures = BTreeMap::new();
+    for dance in dances {
+        histogram[dance.retries.min(3) as usize] += 1;
+        if let Some(failure) = &dance.failure {
+            *failures.entry(failure.clone()).or_insert(0u64) += 1;
+        }
+    }
+    let outside = |dance: &&&DanceRecord| failover.is_none_or(|f| !f.covers(dance));
+    let max_outside = dances
+        .iter()
+        .filter(outside)
+        .map(|d| d.retries)
+        .max()
+        .unwrap_or(0);
+    let failed: u64 = failures.values().sum();
+    let json = json!({
+        "dances": dances.len(),
+        "failed": failed,
+        "retries": {
+            "0": histogram[0], "1": histogram[1], "2": histogram[2], "3+": histogram[3],
+        },
+        "max_retries": dances.iter().map(|d| d.retries).max().unwrap_or(0),
+        "max_retries_outside_failover_window": max_outside,
+        "failures": failures,
+    });
+    let text = format!(
+        "{} dances, retries 0:{} 1:{} 2:{} 3+:{}, failed {failed}{}",
+        dances.len(),
+        histogram[0],
+        histogram[1],
+        histogram[2],
+        histogram[3],
+        if failures.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", answers_text(&failures))
+        }
+    );
+    (json, text)
+}
+
+/// Builds the report and checks the invariants.
+pub fn build(
+    setup: &Setup,
+    logs: &[ClientLog],
+    elapsed: Duration,
+    requests: u64,
+    failover: Option<&Failover>,
+    mut violations: Vec<String>,
+) -> Report {
+    let dances: Vec<&DanceRecord> = logs.iter().flat_map(|log| &log.dances).collect();
+    let replays: Vec<&ProbeRecord> = logs.iter().flat_map(|log| &log.replays).collect();
+    let unknown: Vec<&ProbeRecord> = logs.iter().flat_map(|log| &log.unknown).collect();
+    let across_restart: Vec<&ProbeRecord> =
+        logs.iter().flat_map(|log| &log.across_restart).collect();
+    let mut latencies: Vec<u32> = logs
+        .iter()
+        .flat_map(|log| log.latencies_us.iter().copied())
+        .collect();
+    latencies.sort_unstable();
+
+    let rps = if elapsed.is_zero() {
+        0.0
+    } else {
+        requests as f64 / elapsed.as_secs_f64()
+    };
+    let succeeded = dances.iter().filter(|d| d.failure.is_none()).count();
+    let by_kind = |kind: Kind| -> Vec<&DanceRecord> {
+        dances.iter().copied().filter(|d| d.kind == kind).collect()
+    };
+    let (token_json, token_text) = dance_stats(&by_kind(Kind::Token), failover);
+    let (resource_json, resource_text) = dance_stats(&by_kind(Kind::Resource), failover);
+
+    let outside: Vec<&DanceRecord> = dances
+        .iter()
+        .copied()
+        .filter(|d| failover.is_none_or(|f| !f.covers(d)))
+        .collect();
+    let max_retries_outside = outside.iter().map(|d| d.retries).max().unwrap_or(0);
+    let failures_outside = outside.iter().filter(|d| d.failure.is_some()).count();
+    // The first few failures outside the window, to tell a slow start from a late error.
+    let failures_outside_at: Vec<f64> = outside
+        .iter()
+        .filter(|d| d.failure.is_some())
+        .map(|d| seconds(d.end))
+        .take(10)
+        .collect();
+
+    let twice_accepted: Vec<&ProbeRecord> =
+        replays.iter().copied().filter(|p| p.accepted).collect();
+    let unknown_accepted: Vec<&ProbeRecord> =
+        unknown.iter().copied().filter(|p| p.accepted).collect();
+    let probe_json = |probes: &[&ProbeRecord], accepted: &[&ProbeRecord]| {
+        json!({
+            "sent": probes.len(),
+            "accepted": accepted.len(),
+            "accepted_at_s": accepted.iter().map(|p| seconds(p.at)).collect::<Vec<_>>(),
+            "accepted_endpoints": accepted.iter().map(|p| p.kind.name()).collect::<Vec<_>>(),
+            "answers": count_answers(probes),
+        })
+    };
+
+    let failover_json = failover.map(|f| {
+        let last = |pick: &dyn Fn(&DanceRecord) -> bool| {
+            dances
+                .iter()
+                .filter(|d| d.end >= f.killed_at && pick(d))
+                .map(|d| d.end - f.killed_at)
+                .max()
+        };
+        let last_multi_retry = last(&|d| d.retries > 1);
+        let last_failure = last(&|d| d.failure.is_some());
+        let window = last_multi_retry.max(last_failure).unwrap_or_default();
+        let in_window: Vec<&DanceRecord> = dances.iter().copied().filter(|d| f.covers(d)).collect();
+        let mut failures = BTreeMap::new();
+        for failure in in_window.iter().filter_map(|d| d.failure.as_ref()) {
+            *failures.entry(failure.clone()).or_insert(0u64) += 1;
+        }
+        if window > f.bound {
+            violations.push(format!(
+                "failover window {:.3} s exceeds the bound of {:.3} s",
+                window.as_secs_f64(),
+                f.bound.as_secs_f64()
+            ));
+        }
+        json!({
+            "killed_at_s": seconds(f.killed_at),
+            "restarted_at_s": seconds(f.restarted_at),
+            "down_s": seconds(f.restarted_at.saturating_sub(f.killed_at)),
+            "last_multi_retry_after_kill_s": last_multi_retry.map(seconds),
+            "last_failure_after_kill_s": last_failure.map(seconds),
+            "window_s": seconds(window),
+            "bound_s": seconds(f.bound),
+            "dances_in_window": in_window.len(),
+            "multi_retry_dances_in_window": in_window.iter().filter(|d| d.retries > 1).count(),
+            "failures_in_window": failures,
+        })
+    });
+
+    if !twice_accepted.is_empty() {
+        violations.push(format!(
+            "{} replayed proofs were accepted by a second replica",
+            twice_accepted.len()
+        ));
+    }
+    if !unknown_accepted.is_empty() {
+        violations.push(format!(
+            "{} proofs with unknown nonces were accepted",
+            unknown_accepted.len()
+        ));
+    }
+    if max_retries_outside > 1 {
+        violations.push(format!(
+            "a dance took {max_retries_outside} retries outside the failover window"
+        ));
+    }
+    if failures_outside > 0 {
+        violations.push(format!(
+            "{failures_outside} dances failed outside the failover window"
+        ));
+    }
+    if rps <= 0.0 || succeeded == 0 {
+        violations.push("no request succeeded (0 requests per second)".to_owned());
+    }
+    if setup.replay_every > 0 && replays.is_empty() {
+        violations.push("no accepted proof was replayed: the check did not run".to_owned());
+    }
+    if setup.unknown_every > 0 && unknown.is_empty() {
+        violations.push("no unknown nonce was sent: the check did not run".to_owned());
+    }
+
+    let json = json!({
+        "mode": setup.mode,
+        "replicas": setup.replicas,
+        "clients": setup.clients,
+        "duration_s": seconds(setup.duration),
+        "rotation_s": setup.rotation_s,
+        "elapsed_s": seconds(elapsed),
+        "requests": requests,
+        "requests_per_s": (rps * 10.0).round() / 10.0,
+        "dances_per_s": if elapsed.is_zero() { 0.0 } else {
+            (dances.len() as f64 / elapsed.as_secs_f64() * 10.0).round() / 10.0
+        },
+        "latency_ms": {
+            "p50": percentile(&latencies, 500),
+            "p99": percentile(&latencies, 990),
+            "max": percentile(&latencies, 1000),
+        },
+        "token": token_json,
+        "resource": resource_json,
+        "max_retries_outside_failover_window": max_retries_outside,
+        "failures_outside_failover_window": failures_outside,
+        "failures_outside_failover_window_at_s": failures_outside_at,
+        "replays": probe_json(&replays, &twice_accepted),
+        "unknown_nonces": probe_json(&unknown, &unknown_accepted),
+        "failover": failover_json,
+        "across_restart": failover.map(|_| {
+            let accepted: Vec<&ProbeRecord> =
+                across_restart.iter().copied().filter(|p| p.accepted).collect();
+            probe_json(&across_restart, &accepted)
+        }),
+        "passed": violations.is_empty(),
+        "violations": violations,
+    });
+
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "soak [{}]: {} replicas, {} clients, {:.1} s, rotation {} s",
+        setup.mode,
+        setup.replicas,
+        setup.clients,
+        elapsed.as_secs_f64(),
+        setup.rotation_s
+    );
+    let _ = writeln!(
+        text,
+        "  requests   {requests} ({rps:.0}/s), latency p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&latencies, 500),
+        percentile(&latencies, 990)
+    );
+    let _ = writeln!(text, "  token      {token_text}");
+    let _ = writeln!(text, "  resource   {resource_text}");
+    let _ = writeln!(
+        text,
+        "  replays    {} sent to another replica, {} accepted ({})",
+        replays.len(),
+        twice_accepted.len(),
+        answers_text(&count_answers(&replays))
+    );
+    let _ = writeln!(
+        text,
+        "  unknown    {} nonces sent, {} accepted ({})",
+        unknown.len(),
+        unknown_accepted.len(),
+        answers_text(&count_answers(&unknown))
+    );
+    if let Some(f) = &json["failover"].as_object() {
+        let opt = |key: &str| {
+            f[key]
+                .as_f64()
+                .map_or_else(|| "none".to_owned(), |s| format!("{s:.3} s"))
+        };
+        let _ = writeln!(
+            text,
+            "  failover   Redis killed at {:.3} s, back at {:.3} s; after the kill: last dance \
+             with >1 retry {}, last failure {}; window {} (bound {} s)",
+            f["killed_at_s"].as_f64().unwrap_or_default(),
+            f["restarted_at_s"].as_f64().unwrap_or_default(),
+            opt("last_multi_retry_after_kill_s"),
+            opt("last_failure_after_kill_s"),
+            opt("window_s"),
+            f["bound_s"]
+        );
+    }
+    if failover.is_some() {
+        let accepted = across_restart.iter().filter(|p| p.accepted).count();
+        let _ = writeln!(
+            text,
+            "  restart    {} proofs accepted before the kill sent again after it, {accepted} \
+             accepted again (not checked: Redis came back empty) ({})",
+            across_restart.len(),
+            answers_text(&count_answers(&across_restart))
+        );
+    }
+    if violations.is_empty() {
+        let _ = writeln!(text, "  PASS");
+    } else {
+        for violation in &violations {
+            let _ = writeln!(text, "  FAIL: {violation}");
+        }
+    }
+    Report {
+        json,
+        text,
+        violations,
+    }
+}
