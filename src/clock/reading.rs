@@ -65,35 +65,6 @@ impl ClockReading {
         }
     }
 
-    /// `true` when the reading lies in `[start, end)`, both bounds given as the whole seconds
-    /// and nanoseconds of a [`Duration`] since the UNIX epoch. The same answer as two
-    /// [`has_reached`](Self::has_reached) calls, for the cost of one: a reading of the system
-    /// clock is turned into seconds and nanoseconds once, by one subtraction, and compared as
-    /// integers.
-    #[inline]
-    pub(crate) fn is_within(&self, start: (i64, i32), end: (i64, i32)) -> bool {
-        let parts = match self.0 {
-            Reading::System(now) => match now.duration_since(UNIX_EPOCH) {
-                Ok(after) => match i64::try_from(after.as_secs()) {
-                    // Below one billion, so it fits in an i32.
-                    Ok(seconds) => (seconds, after.subsec_nanos() as i32),
-                    Err(_) => return self.is_within_slow(start, end),
-                },
-                Err(_) => return self.is_within_slow(start, end),
-            },
-            Reading::SinceEpoch(since) => (since.whole_seconds(), since.subsec_nanoseconds()),
-        };
-        // Seconds and nanoseconds of a `Duration` share its sign, so their lexicographic order
-        // is the order of the durations.
-        start <= parts && parts < end
-    }
-
-    #[cold]
-    fn is_within_slow(&self, start: (i64, i32), end: (i64, i32)) -> bool {
-        let bound = |(seconds, nanoseconds): (i64, i32)| Duration::new(seconds, nanoseconds);
-        self.has_reached(bound(start)) && !self.has_reached(bound(end))
-    }
-
     /// How many of `marks` the clock had reached when it was read. With marks in ascending
     /// order: `0` when it read before the first, `marks.len()` at or after the last.
     #[inline]
@@ -152,45 +123,5 @@ mod tests {
         assert!(reading.has_reached(Duration::seconds(-91)));
         assert!(!reading.has_reached(Duration::seconds(-89)));
         assert!(!reading.has_reached(Duration::ZERO));
-    }
-
-    #[test]
-    fn is_within_agrees_with_two_marks_for_every_pair_and_reading() {
-        let now = SystemTime::now();
-        let at = unix_time_of(now);
-        let before_epoch = UNIX_EPOCH - std::time::Duration::new(90, 250_000_000);
-        let readings = [
-            ClockReading::system(now),
-            ClockReading::since_epoch(at),
-            ClockReading::system(before_epoch),
-            ClockReading::since_epoch(unix_time_of(before_epoch)),
-            ClockReading::since_epoch(Duration::new(-1, -500_000_000)),
-            ClockReading::since_epoch(Duration::new(0, -500_000_000)),
-        ];
-        let marks = [
-            Duration::MIN,
-            Duration::seconds(-91),
-            Duration::new(-90, -250_000_000),
-            Duration::new(-1, -600_000_000),
-            Duration::new(-1, -500_000_000),
-            Duration::new(0, -500_000_000),
-            Duration::ZERO,
-            at - Duration::nanoseconds(1),
-            at,
-            at + Duration::nanoseconds(1),
-            Duration::MAX,
-        ];
-        let parts = |d: Duration| (d.whole_seconds(), d.subsec_nanoseconds());
-        for reading in readings {
-            for &start in &marks {
-                for &end in &marks {
-                    assert_eq!(
-                        reading.is_within(parts(start), parts(end)),
-                        reading.has_reached(start) && !reading.has_reached(end),
-                        "{reading:?} in [{start:?}, {end:?})"
-                    );
-                }
-            }
-        }
     }
 }

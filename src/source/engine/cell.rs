@@ -16,7 +16,6 @@ use subtle::BlackBox;
 use time::Duration;
 
 use super::packed::{EMPTY, Packed, WORDS};
-use crate::clock::ClockReading;
 use crate::rotation::Rotation;
 
 /// What a [`WindowCell`] holds: the window its slots belong to, when that window starts and
@@ -58,17 +57,12 @@ pub(crate) struct Compared<const N: usize> {
 }
 
 impl<const N: usize> Compared<N> {
-    /// Start of the window the hits belong to.
-    #[cfg(test)]
+    /// Start of the window the hits belong to. Only the sources that follow a clock that steps
+    /// back (derived, Redis) look at it.
+    #[cfg_attr(not(any(feature = "derived", feature = "redis")), allow(dead_code))]
+    #[inline]
     pub(crate) fn start(&self) -> Duration {
         from_parts(self.start)
-    }
-
-    /// `true` when `now` lies in the steady part of the window the hits belong to: from its
-    /// start to its end less the lead.
-    #[inline]
-    pub(crate) fn steady_at(&self, now: &ClockReading) -> bool {
-        now.is_within(self.start, self.steady_end)
     }
 
     /// End (exclusive) of the steady part of the window the hits belong to: the window's end
@@ -290,11 +284,11 @@ impl<const N: usize> WindowCell<N> {
     /// The value in `slot` and the bounds of the steady part of its window, from one consistent
     /// read: what a source hands out in the common case, without copying every slot.
     #[inline]
-    pub(crate) fn value_in(&self, slot: usize) -> ((i64, i32), (i64, i32), Packed) {
+    pub(crate) fn value_in(&self, slot: usize) -> (Duration, Duration, Packed) {
         self.consistent(|cell| {
             let value: Packed =
                 array::from_fn(|word| cell.values[slot][word].load(Ordering::Relaxed));
-            (cell.start.load_parts(), cell.steady_end.load_parts(), value)
+            (cell.start.load(), cell.steady_end.load(), value)
         })
     }
 

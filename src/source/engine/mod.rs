@@ -266,7 +266,7 @@ impl<P: Policy<N>, C: Clock, const N: usize> Engine<P, C, N> {
             return NonceCheck::Unknown;
         };
         let fast = self.cell.compare_first::<2>(&claim);
-        if fast.steady_at(&now) {
+        if now.marks_reached(&[fast.start(), fast.steady_end()]) == 1 {
             // The steady part of the window: the first two slots are the value handed out and
             // the one before (for every layout), and no next value counts.
             if fast.hits[0] {
@@ -302,7 +302,7 @@ impl<P: Policy<N>, C: Clock, const N: usize> Engine<P, C, N> {
     pub(crate) fn issue(&self) -> Nonce {
         let now = self.clock.read();
         let (start, steady_end, value) = self.cell.value_in(Layout::<N>::issuing_hint());
-        if now.is_within(start, steady_end)
+        if now.marks_reached(&[start, steady_end]) == 1
             && !self.policy.due(&now)
             && let Some(nonce) = unpack(&value)
         {
