@@ -219,7 +219,10 @@ async fn a_missing_nonce_takes_one_retry_and_a_replay_is_refused() {
     let response = api.with_proof("token-for-key", &retry).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.body().starts_with("served "));
-    assert!(header(&response, "dpop-nonce").is_empty(), "a current nonce needs no refresh");
+    assert!(
+        header(&response, "dpop-nonce").is_empty(),
+        "a current nonce needs no refresh"
+    );
     assert_eq!(api.served(), 1);
 
     let response = api.with_proof("token-for-key", &retry).await;
