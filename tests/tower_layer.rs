@@ -95,13 +95,23 @@ fn api(expose: bool) -> Api {
     }
 }
 
-/// A proof for `GET {BASE}/items` presenting `token`, with `nonce`.
+/// A proof for `GET {BASE}/items` presenting `token`, with `nonce`, made at `NOW`.
 fn proof(key: &Key, token: &str, nonce: Option<&str>) -> String {
+    proof_made(key, token, nonce, NOW)
+}
+
+/// A proof made at `iat` (seconds) carrying `nonce`.
+fn proof_at(key: &Key, token: &str, nonce: &str, iat: i64) -> String {
+    proof_made(key, token, Some(nonce), iat)
+}
+
+/// A proof for `GET {BASE}/items` presenting `token`, made at `iat`, with `nonce` if any.
+fn proof_made(key: &Key, token: &str, nonce: Option<&str>, iat: i64) -> String {
     let mut claims = json!({
         "jti": jti(),
         "htm": "GET",
         "htu": format!("{BASE}/items"),
-        "iat": NOW,
+        "iat": iat,
         "ath": b64(Sha256::digest(token.as_bytes())),
     });
     if let Some(nonce) = nonce {
@@ -307,17 +317,4 @@ async fn a_proof_for_another_route_or_method_is_refused() {
     let response = api.with_proof("token-for-key", &wrong_ath).await;
     assert_refused(&response, r#"DPoP error="invalid_dpop_proof""#);
     assert_eq!(api.served(), 0);
-}
-
-/// A proof made at `iat` (seconds) carrying `nonce`.
-fn proof_at(key: &Key, token: &str, nonce: &str, iat: i64) -> String {
-    Proof::from_values(
-        key,
-        key.alg(),
-        json!({
-            "jti": jti(), "htm": "GET", "htu": format!("{BASE}/items"), "iat": iat,
-            "ath": b64(Sha256::digest(token.as_bytes())), "nonce": nonce,
-        }),
-    )
-    .sign(key)
 }
