@@ -57,7 +57,7 @@
 //! |---|---|---|
 //! | [`NonceValidator`], [`NonceSource::check`], [`NonceSource::issue`] | sync, never blocks (in-memory and derived sources; the Redis source with a refresher) | on the request task: a few atomic loads and a constant-time compare |
 //! | `redis::RedisNonceSource` built with `build_with_refresher` | sync face, background fetching | Redis calls (fetch, prefetch of the next window, re-read) in a tokio task, on the blocking pool, every second or faster; stops when the source is dropped |
-//! | `replay::AsyncReplayCache::insert` on `replay::AsyncRedisReplayCache` | async | one `SET NX PX` on a multiplexed connection, awaited, bounded by `tokio::time::timeout` |
+//! | `replay::AsyncReplayCache::insert` on `replay::AsyncRedisReplayCache` | async | one `SET NX PX` (and `WAIT`, if set) on an async connection (one server, the Sentinel primary, or a cluster), awaited, bounded by `tokio::time::timeout` |
 //! | `replay::InMemoryReplayCache` | both (`ReplayCache` and `AsyncReplayCache`) | a short lock on the request task; never waits for I/O |
 //!
 //! - With the refresher, a current window whose value is not fetched yet (Redis slow or down

@@ -1,9 +1,9 @@
-//! Failover of a replicated Redis under the nonce source and the replay cache: a Sentinel-managed
-//! primary and a Redis Cluster primary are SIGKILLed while two replicas of an app issue, check
-//! and insert. Nothing unknown is accepted, no `jti` wins twice once the failover is over, an
+//! Failover of a replicated Redis under the nonce source and the replay caches (sync and async):
+//! a Sentinel-managed primary and a Redis Cluster primary are SIGKILLed while two replicas of an
+//! app issue, check and insert. Nothing unknown is accepted, no `jti` wins twice once the failover is over, an
 //! insert acknowledged by a replica survives it, and the sources are back on one shared nonce
 //! within a bounded time (printed).
-#![cfg(feature = "redis")]
+#![cfg(all(feature = "redis", feature = "tokio"))]
 
 #[path = "support/redis_topology.rs"]
 mod redis_topology;
@@ -15,7 +15,10 @@ use std::thread;
 use std::time::{Duration as StdDuration, Instant};
 
 use dpop_nonce::redis::{RedisEndpoint, RedisNonceSource};
-use dpop_nonce::replay::{RedisReplayCache, ReplayCache, ReplayCheck, ReplayKey};
+use dpop_nonce::replay::{
+    AsyncRedisReplayCache, AsyncReplayCache, RedisReplayCache, ReplayCache, ReplayCheck,
+    ReplayError, ReplayKey,
+};
 use dpop_nonce::{ManualClock, Nonce, NonceCheck, NonceSource};
 use redis_topology::{ClusterTopology, SentinelTopology};
 use time::Duration;
@@ -33,7 +36,8 @@ const FAILOVER_TIMEOUT: StdDuration = StdDuration::from_secs(30);
 type Source = RedisNonceSource<Arc<ManualClock>>;
 
 /// Two replicas of an app: a nonce source and a replay cache each, on one clock, plus a replay
-/// cache that waits for one replica after each insert.
+/// cache that waits for one replica after each insert; and the same two caches for an async
+/// server, run on a runtime of their own.
 struct App {
     clock: Arc<ManualClock>,
     a: Source,
@@ -41,6 +45,9 @@ struct App {
     cache_a: RedisReplayCache,
     cache_b: RedisReplayCache,
     waiting: RedisReplayCache,
+    runtime: tokio::runtime::Runtime,
+    async_cache: AsyncRedisReplayCache,
+    async_waiting: AsyncRedisReplayCache,
 }
 
 impl App {
@@ -71,6 +78,23 @@ impl App {
             };
             builder.build().expect("a replay cache")
         };
+        let async_cache = |wait: bool| {
+            let builder = AsyncRedisReplayCache::builder(endpoint.clone(), Duration::minutes(10))
+                .prefix(PREFIX)
+                .connect_timeout(Duration::milliseconds(200))
+                .io_timeout(Duration::milliseconds(200))
+                .backoff(Duration::milliseconds(50), Duration::milliseconds(500));
+            let builder = if wait {
+                builder.wait_for_replicas(1, Duration::milliseconds(500))
+            } else {
+                builder
+            };
+            builder.build().expect("an async replay cache")
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
         let (a, b) = (source(), source());
         Self {
             a,
@@ -78,8 +102,20 @@ impl App {
             cache_a: cache(false),
             cache_b: cache(false),
             waiting: cache(true),
+            runtime,
+            async_cache: async_cache(false),
+            async_waiting: async_cache(true),
             clock,
         }
+    }
+
+    /// An insert through an async cache, run to completion.
+    fn insert_async(
+        &self,
+        cache: &AsyncRedisReplayCache,
+        key: &ReplayKey,
+    ) -> Result<ReplayCheck, ReplayError> {
+        self.runtime.block_on(cache.insert(key))
     }
 
     /// Both sources hand out the same value, and neither a local fallback: a shared nonce.
@@ -98,10 +134,11 @@ fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// What was written before the kill: entries acknowledged by a replica (`WAIT`), and entries
-/// acknowledged by the primary alone.
+/// What was written before the kill: entries acknowledged by a replica (`WAIT`) through the
+/// sync and the async cache, and entries acknowledged by the primary alone.
 struct Written {
     acked: Vec<ReplayKey>,
+    acked_async: Vec<ReplayKey>,
     plain: Vec<ReplayKey>,
 }
 
@@ -116,11 +153,25 @@ fn before_kill(app: &App) -> Written {
             "an insert waiting for the in-sync replica succeeds: {outcome:?}"
         );
     }
+    let acked_async: Vec<ReplayKey> = (0..20).map(|_| random_key()).collect();
+    for key in &acked_async {
+        let outcome = app.insert_async(&app.async_waiting, key);
+        assert!(
+            matches!(outcome, Ok(ReplayCheck::Fresh)),
+            "an async insert waiting for the in-sync replica succeeds: {outcome:?}"
+        );
+        // Sync and async caches share the entry.
+        assert!(matches!(app.cache_b.insert(key), Ok(ReplayCheck::Replayed)));
+    }
     let plain: Vec<ReplayKey> = (0..50).map(|_| random_key()).collect();
     for key in &plain {
         assert!(matches!(app.cache_a.insert(key), Ok(ReplayCheck::Fresh)));
     }
-    Written { acked, plain }
+    Written {
+        acked,
+        acked_async,
+        plain,
+    }
 }
 
 /// Request traffic from the kill on: random claims (never accepted), own nonces (accepted by
@@ -143,6 +194,7 @@ fn traffic(app: &App, killed_at: Instant, stop: &AtomicBool) -> Option<StdDurati
             assert!(source.check(own.as_str()).is_accepted());
         }
         let _ = app.cache_a.insert(&random_key());
+        let _ = app.insert_async(&app.async_cache, &random_key());
         if converged.is_none() && app.agree() {
             converged = Some(killed_at.elapsed());
         }
@@ -154,12 +206,13 @@ fn traffic(app: &App, killed_at: Instant, stop: &AtomicBool) -> Option<StdDurati
     converged
 }
 
-/// After the failover: what a replica acknowledged survived, and the same `jti` inserted from
-/// both replicas wins exactly once. Returns how many primary-only entries were lost.
-fn after_failover(app: &App, written: &Written) -> usize {
-    let deadline = Instant::now() + StdDuration::from_secs(15);
-    let insert = |cache: &RedisReplayCache, key: &ReplayKey| loop {
-        match cache.insert(key) {
+/// Retries `insert` until it gets an answer from Redis, or `deadline` passes.
+fn answered(
+    deadline: Instant,
+    mut insert: impl FnMut() -> Result<ReplayCheck, ReplayError>,
+) -> ReplayCheck {
+    loop {
+        match insert() {
             Ok(check) => return check,
             Err(err) => {
                 assert!(
@@ -169,12 +222,28 @@ fn after_failover(app: &App, written: &Written) -> usize {
                 thread::sleep(StdDuration::from_millis(20));
             }
         }
-    };
+    }
+}
+
+/// After the failover: what a replica acknowledged survived, and the same `jti` inserted from
+/// both replicas (sync and sync, sync and async) wins exactly once. Returns how many
+/// primary-only entries were lost.
+fn after_failover(app: &App, written: &Written) -> usize {
+    let deadline = Instant::now() + StdDuration::from_secs(15);
+    let insert =
+        |cache: &RedisReplayCache, key: &ReplayKey| answered(deadline, || cache.insert(key));
     for key in &written.acked {
         assert_eq!(
             insert(&app.cache_a, key),
             ReplayCheck::Replayed,
             "an entry a replica acknowledged was lost in the failover"
+        );
+    }
+    for key in written.acked.iter().chain(&written.acked_async) {
+        assert_eq!(
+            answered(deadline, || app.insert_async(&app.async_cache, key)),
+            ReplayCheck::Replayed,
+            "the async cache accepted an entry a replica acknowledged before the failover"
         );
     }
     let lost = written
@@ -198,6 +267,30 @@ fn after_failover(app: &App, written: &Written) -> usize {
                 .count();
             assert_eq!(fresh, 1, "a jti won {fresh} times: {first:?}, {second:?}");
             pairs += 1;
+        }
+    }
+    let mut mixed = 0;
+    while mixed < 30 {
+        assert!(
+            Instant::now() < deadline,
+            "too few mixed inserts acknowledged"
+        );
+        let key = random_key();
+        let (sync, asynchronous) = thread::scope(|scope| {
+            let sync = scope.spawn(|| app.cache_b.insert(&key));
+            let asynchronous = app.insert_async(&app.async_cache, &key);
+            (sync.join().expect("insert thread"), asynchronous)
+        });
+        if let (Ok(sync), Ok(asynchronous)) = (sync, asynchronous) {
+            let fresh = [sync, asynchronous]
+                .iter()
+                .filter(|check| **check == ReplayCheck::Fresh)
+                .count();
+            assert_eq!(
+                fresh, 1,
+                "a jti won {fresh} times across the sync and async caches"
+            );
+            mixed += 1;
         }
     }
     lost
@@ -258,6 +351,10 @@ fn sentinel_failover_keeps_the_promises() {
         app.waiting.insert(&random_key()).is_err(),
         "an insert no replica acknowledged was accepted"
     );
+    assert!(
+        app.insert_async(&app.async_waiting, &random_key()).is_err(),
+        "an async insert no replica acknowledged was accepted"
+    );
     say(&format!(
         "sentinel failover: replica promoted after {promoted:?}; both sources on one shared \
          nonce {converged:?} after the kill; {lost} of {} primary-only jtis lost",
@@ -311,17 +408,23 @@ fn cluster_failover_keeps_the_promises() {
     let lost = after_failover(&app, &written);
     let new_port = topology.primary_of_slot(slot).expect("a new primary");
     // The promoted replica has no replica of its own: an insert on its slots that waits for one
-    // is refused.
-    let refused = (0..200)
-        .map(|_| random_key())
-        .find(|key| {
-            topology.primary_of_slot(topology.keyslot(&app.waiting.redis_key(key)))
-                == Some(new_port)
-        })
-        .map(|key| app.waiting.insert(&key));
+    // is refused (two keys: a refused insert still leaves its entry on the primary).
+    let mut on_new_primary = (0..400).map(|_| random_key()).filter(|key| {
+        topology.primary_of_slot(topology.keyslot(&app.waiting.redis_key(key))) == Some(new_port)
+    });
+    let (sync_key, async_key) = (
+        on_new_primary.next().expect("a key on the new primary"),
+        on_new_primary
+            .next()
+            .expect("another key on the new primary"),
+    );
     assert!(
-        refused.is_some_and(|outcome| outcome.is_err()),
+        app.waiting.insert(&sync_key).is_err(),
         "an insert no replica acknowledged was accepted"
+    );
+    assert!(
+        app.insert_async(&app.async_waiting, &async_key).is_err(),
+        "an async insert no replica acknowledged was accepted"
     );
     say(&format!(
         "cluster failover: replica promoted after {promoted:?}; both sources on one shared \

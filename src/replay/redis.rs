@@ -16,7 +16,7 @@ use crate::source::redis::{Health, RedisEndpoint};
 
 use self::replicated::WaitForReplicas;
 
-mod replicated;
+pub(super) mod replicated;
 
 /// Connections opened by default: enough for a few request threads to insert at once.
 const DEFAULT_CONNECTIONS: usize = 4;
@@ -288,10 +288,7 @@ impl RedisReplayCacheBuilder {
     /// or more, and `timeout` at least one millisecond (`WAIT 0`, which blocks without a limit,
     /// cannot be configured).
     pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
-        self.wait = Some(WaitForReplicas {
-            replicas,
-            timeout_ms: i64::try_from(timeout.whole_milliseconds().max(0)).unwrap_or(i64::MAX),
-        });
+        self.wait = Some(WaitForReplicas::new(replicas, timeout));
         self
     }
 

@@ -6,20 +6,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ErrorKind, Value};
+use redis::Value;
 use time::Duration;
 
+use super::redis::replicated::{self, WaitForReplicas};
 use super::redis::{classify, entry_ttl_ms};
 use super::{AsyncReplayCache, ReplayCheck, ReplayError, ReplayKey};
 use crate::error::ConfigError;
 use crate::source::NonceSource;
-use crate::source::redis::Health;
 use crate::source::redis::connection::{ConnectorConfig, Record};
+use crate::source::redis::endpoint::AsyncLink;
 use crate::source::redis::keys;
+use crate::source::redis::{Health, RedisEndpoint};
 
-/// An [`AsyncReplayCache`] on a Redis server shared by every replica, on the `redis` crate's
-/// multiplexed async connection (tokio).
+/// An [`AsyncReplayCache`] on a Redis shared by every replica, on the `redis` crate's async
+/// connections (tokio): its multiplexed connection to one server or to the primary that Redis
+/// Sentinel names, or its async cluster connection. Any [`RedisEndpoint`] will do, and a
+/// `redis::Client` converts into one.
 ///
 /// [`insert`](AsyncReplayCache::insert) sends the one command the synchronous
 /// [`RedisReplayCache`](crate::replay::RedisReplayCache) sends, `SET {prefix}:replay:{key} 1
@@ -29,19 +32,28 @@ use crate::source::redis::keys;
 ///
 /// # Bounded, and failing closed
 ///
-/// Every insert resolves within `connect_timeout + 2 × io_timeout` (450 ms with the defaults):
-/// a connection is opened within `connect_timeout`, and the round trip (a write and a read) is
-/// given `2 × io_timeout`; `tokio::time::timeout` enforces both and the whole. Any failure
-/// (Redis unreachable or paused, a timeout, an error reply, an answer that is neither `OK` nor
-/// nil) resolves to [`ReplayError::Unavailable`]: refuse the proof. A timed-out `SET` may still
-/// run in Redis later; the `jti` is then recorded, which only refuses a retry of the same
-/// proof.
+/// Every insert resolves within `connect_timeout + 2 × io_timeout` (450 ms with the defaults);
+/// with [`wait_for_replicas`](AsyncRedisReplayCacheBuilder::wait_for_replicas), within
+/// `connect_timeout + 4 × io_timeout` plus the `WAIT` timeout. A connection is opened within
+/// `connect_timeout` (on Sentinel, asking the sentinels included), and the commands are given
+/// the rest; `tokio::time::timeout` enforces both and the whole. Any failure (Redis unreachable or paused, a timeout, an error
+/// reply, an answer that is neither `OK` nor nil, too few replicas) resolves to
+/// [`ReplayError::Unavailable`]: refuse the proof. A timed-out `SET` may still run in Redis
+/// later; the `jti` is then recorded, which only refuses a retry of the same proof.
 ///
-/// A connection that fails or times out is dropped and reopened by the next insert (one task
-/// opens it while the others wait, within their budget). After a failure, a back-off runs
-/// (100 ms doubling to 2 s by default) during which inserts fail at once instead of each paying
-/// a timeout. When many tasks fail together on one connection, the back-off counts that as one
-/// failure.
+/// A connection that fails, times out or answers with an error is dropped and reopened by the
+/// next insert (one task opens it while the others wait, within their budget): on Sentinel, the
+/// reopening asks the sentinels for the primary again, so an insert after a failover reaches
+/// the promoted replica; a cluster connection follows `MOVED` by itself, and is rebuilt from
+/// the slot map after a failure. After a failure, a back-off runs (100 ms doubling to 2 s by
+/// default) during which inserts fail at once instead of each paying a timeout. When many
+/// tasks fail together on one connection, the back-off counts that as one failure.
+///
+/// # Failover
+///
+/// What a Sentinel or Cluster failover can lose, and what
+/// [`wait_for_replicas`](AsyncRedisReplayCacheBuilder::wait_for_replicas) does about it, is as
+/// for the synchronous cache: see [`RedisEndpoint`].
 ///
 /// The same caveats as for the synchronous cache hold: the guarantee lasts only while Redis
 /// keeps each entry for its whole lifetime (persistence, `maxmemory-policy noeviction`).
@@ -70,10 +82,11 @@ use crate::source::redis::keys;
 /// # }
 /// ```
 pub struct AsyncRedisReplayCache {
-    client: Client,
+    endpoint: RedisEndpoint,
     config: ConnectorConfig,
+    wait: Option<WaitForReplicas>,
     /// The open connection and its generation, cloned out under a short lock.
-    connection: Mutex<Option<(u64, MultiplexedConnection)>>,
+    connection: Mutex<Option<(u64, AsyncLink)>>,
     /// Generations of connections opened so far.
     opened: AtomicU64,
     /// One task at a time opens a connection.
@@ -104,21 +117,40 @@ impl Failure {
 }
 
 impl AsyncRedisReplayCache {
-    /// A builder for a cache on `client`'s server whose entries live `lifetime` (the longest
-    /// time a nonce is accepted).
-    pub fn builder(client: Client, lifetime: Duration) -> AsyncRedisReplayCacheBuilder {
+    /// A builder for a cache on `endpoint` (a [`RedisEndpoint`], or a `redis::Client` for one
+    /// server) whose entries live `lifetime` (the longest time a nonce is accepted).
+    ///
+    /// ```
+    /// use dpop_nonce::redis::RedisEndpoint;
+    /// use dpop_nonce::replay::AsyncRedisReplayCache;
+    /// use time::Duration;
+    ///
+    /// let cluster = RedisEndpoint::cluster(["redis://10.0.1.1:7000", "redis://10.0.1.2:7000"])?;
+    /// let cache = AsyncRedisReplayCache::builder(cluster, Duration::minutes(10))
+    ///     .wait_for_replicas(1, Duration::milliseconds(50))
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder(
+        endpoint: impl Into<RedisEndpoint>,
+        lifetime: Duration,
+    ) -> AsyncRedisReplayCacheBuilder {
         AsyncRedisReplayCacheBuilder {
-            client,
+            endpoint: endpoint.into(),
             lifetime,
+            wait: None,
             prefix: keys::DEFAULT_PREFIX.to_owned(),
             connector: ConnectorConfig::DEFAULT,
         }
     }
 
-    /// A builder for a cache on `client`'s server whose entries live as long as the nonces of
+    /// A builder for a cache on `endpoint` whose entries live as long as the nonces of
     /// `source` are accepted ([`NonceSource::max_nonce_lifetime`]).
-    pub fn for_source(client: Client, source: &impl NonceSource) -> AsyncRedisReplayCacheBuilder {
-        Self::builder(client, source.max_nonce_lifetime())
+    pub fn for_source(
+        endpoint: impl Into<RedisEndpoint>,
+        source: &impl NonceSource,
+    ) -> AsyncRedisReplayCacheBuilder {
+        Self::builder(endpoint, source.max_nonce_lifetime())
     }
 
     /// How long entries live.
@@ -161,9 +193,14 @@ impl AsyncRedisReplayCache {
         self.record.last_contact()
     }
 
-    /// The longest a round trip may take once the command is sent.
+    /// The longest the commands of an insert may take once sent: a write and a read; with
+    /// `WAIT`, two of each (a cluster sends `WAIT` after the `SET`) and the `WAIT` timeout.
     fn round_trip(&self) -> std::time::Duration {
-        self.config.io_timeout.saturating_mul(2)
+        let one = self.config.io_timeout.saturating_mul(2);
+        match self.wait {
+            None => one,
+            Some(_) => one.saturating_mul(2).saturating_add(self.config.read_slack),
+        }
     }
 
     /// The longest an insert may take in all.
@@ -180,9 +217,10 @@ impl AsyncRedisReplayCache {
         }
         let outcome = tokio::time::timeout(self.budget(), self.set_nx(&redis_key)).await;
         let failure = match outcome {
-            Ok(Ok(reply)) => {
+            Ok(Ok((reply, acked))) => {
                 self.record.success();
-                return classify(&reply);
+                return classify(&reply)
+                    .and_then(|check| replicated::enough(check, acked, self.wait.as_ref()));
             }
             Ok(Err(failure)) => failure,
             Err(_) => Failure::new("Redis did not answer within the insert budget", true),
@@ -193,25 +231,24 @@ impl AsyncRedisReplayCache {
         Err(ReplayError::Unavailable(failure.cause))
     }
 
-    /// `SET key 1 NX PX lifetime` on the shared connection, opening one if needed.
-    async fn set_nx(&self, redis_key: &str) -> Result<Value, Failure> {
+    /// `SET key 1 NX PX lifetime` (and `WAIT`, if set) on the shared connection, opening one
+    /// if needed.
+    async fn set_nx(&self, redis_key: &str) -> Result<(Value, Option<i64>), Failure> {
         let (generation, mut connection) = self.connection().await?;
-        let mut command = redis::cmd("SET");
-        command
-            .arg(redis_key)
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
-            .arg(self.lifetime_ms);
-        let reply =
-            tokio::time::timeout(self.round_trip(), connection.send_packed_command(&command)).await;
+        let reply = tokio::time::timeout(
+            self.round_trip(),
+            replicated::set_nx_async(
+                &mut connection,
+                redis_key,
+                self.lifetime_ms,
+                self.wait.as_ref(),
+            ),
+        )
+        .await;
         match reply {
-            Ok(Ok(value)) => Ok(value),
-            // An error reply: the connection itself is fine.
-            Ok(Err(err)) if matches!(err.kind(), ErrorKind::Server(_) | ErrorKind::Extension) => {
-                Err(Failure::new(err, true))
-            }
-            // The connection failed, or timed out: start afresh.
+            Ok(Ok(replies)) => Ok(replies),
+            // Any error, a reply included (a demoted primary answers `READONLY`): start afresh,
+            // so that the next insert finds the current primary.
             Ok(Err(err)) => {
                 let counted = self.forget(generation);
                 Err(Failure::new(err, counted))
@@ -228,7 +265,7 @@ impl AsyncRedisReplayCache {
     }
 
     /// The open connection, or a new one: one task opens it, the others wait for it.
-    async fn connection(&self) -> Result<(u64, MultiplexedConnection), Failure> {
+    async fn connection(&self) -> Result<(u64, AsyncLink), Failure> {
         if let Some(open) = self.connection.lock().clone() {
             return Ok(open);
         }
@@ -240,14 +277,10 @@ impl AsyncRedisReplayCache {
         if self.record.backing_off() {
             return Err(Failure::new(backing_off_message(), false));
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.config.connect_timeout))
-            // The round trip is bounded below, for every command alike.
-            .set_response_timeout(None);
         let opened = tokio::time::timeout(
             self.config.connect_timeout,
-            self.client
-                .get_multiplexed_async_connection_with_config(&config),
+            self.endpoint
+                .connect_async(self.config.connect_timeout, self.config.read_timeout()),
         )
         .await;
         let connection = match opened {
@@ -303,9 +336,10 @@ impl AsyncReplayCache for AsyncRedisReplayCache {
 impl fmt::Debug for AsyncRedisReplayCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncRedisReplayCache")
-            .field("server", &self.client.get_connection_info().addr())
+            .field("endpoint", &self.endpoint)
             .field("prefix", &self.prefix)
             .field("lifetime", &self.lifetime)
+            .field("wait", &self.wait)
             .field("config", &self.config)
             .field("healthy", &self.is_healthy())
             .finish_non_exhaustive()
@@ -315,8 +349,9 @@ impl fmt::Debug for AsyncRedisReplayCache {
 /// Builds an [`AsyncRedisReplayCache`]; see [`AsyncRedisReplayCache::builder`].
 #[must_use]
 pub struct AsyncRedisReplayCacheBuilder {
-    client: Client,
+    endpoint: RedisEndpoint,
     lifetime: Duration,
+    wait: Option<WaitForReplicas>,
     prefix: String,
     connector: ConnectorConfig,
 }
@@ -331,24 +366,43 @@ impl AsyncRedisReplayCacheBuilder {
 
     crate::source::redis::connection::connector_setters!();
 
+    /// After each fresh insert, waits up to `timeout` for `replicas` replicas to acknowledge it
+    /// (Redis `WAIT`, on the node that took the write), and refuses the proof
+    /// ([`ReplayError::Unavailable`]) when fewer did: the entry could be lost in a failover.
+    /// The same setting as the synchronous cache's
+    /// [`wait_for_replicas`](crate::replay::RedisReplayCacheBuilder::wait_for_replicas).
+    ///
+    /// Each insert then takes a replication round trip more, and up to `timeout` more when a
+    /// replica is slow or gone. `replicas` must be 1 or more, and `timeout` at least one
+    /// millisecond.
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait = Some(WaitForReplicas::new(replicas, timeout));
+        self
+    }
+
     /// Builds the cache. Makes no Redis call, and needs no runtime: the connection opens on the
     /// first insert.
     ///
     /// # Errors
     ///
     /// [`ConfigError`] for a lifetime under one millisecond or too long for Redis, a bad prefix,
-    /// or a timeout or back-off out of range.
+    /// a timeout or back-off out of range, or a replica wait out of range.
     pub fn build(self) -> Result<AsyncRedisReplayCache, ConfigError> {
         let lifetime_ms = entry_ttl_ms(self.lifetime)?;
         keys::check_prefix(&self.prefix)?;
         self.connector.validate()?;
+        let mut connector = self.connector;
+        if let Some(wait) = &self.wait {
+            connector.read_slack = wait.check()?;
+        }
         Ok(AsyncRedisReplayCache {
-            client: self.client,
-            config: self.connector,
+            endpoint: self.endpoint,
+            config: connector,
+            wait: self.wait,
             connection: Mutex::new(None),
             opened: AtomicU64::new(0),
             connecting: tokio::sync::Mutex::new(()),
-            record: Record::new(self.connector),
+            record: Record::new(connector),
             prefix: self.prefix,
             lifetime: self.lifetime,
             lifetime_ms,
@@ -359,8 +413,9 @@ impl AsyncRedisReplayCacheBuilder {
 impl fmt::Debug for AsyncRedisReplayCacheBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncRedisReplayCacheBuilder")
-            .field("server", &self.client.get_connection_info().addr())
+            .field("endpoint", &self.endpoint)
             .field("lifetime", &self.lifetime)
+            .field("wait", &self.wait)
             .field("prefix", &self.prefix)
             .field("connector", &self.connector)
             .finish()

@@ -3,10 +3,12 @@
 use std::time::Duration;
 
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{ErrorKind, RedisError, RedisResult, Value};
+use redis::{Cmd, ErrorKind, RedisError, RedisResult, Value};
 
 use crate::error::ConfigError;
 use crate::replay::{ReplayCheck, ReplayError};
+#[cfg(feature = "tokio")]
+use crate::source::redis::endpoint::AsyncLink;
 use crate::source::redis::endpoint::Link;
 
 /// The most replicas an insert can wait for.
@@ -14,14 +16,22 @@ const MAX_REPLICAS: u32 = 100;
 
 /// `WAIT replicas timeout_ms` after each insert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct WaitForReplicas {
-    pub(super) replicas: u32,
-    pub(super) timeout_ms: i64,
+pub(in crate::replay) struct WaitForReplicas {
+    pub(in crate::replay) replicas: u32,
+    pub(in crate::replay) timeout_ms: i64,
 }
 
 impl WaitForReplicas {
+    /// The setting as given; [`check`](Self::check) judges it.
+    pub(in crate::replay) fn new(replicas: u32, timeout: time::Duration) -> Self {
+        Self {
+            replicas,
+            timeout_ms: i64::try_from(timeout.whole_milliseconds().max(0)).unwrap_or(i64::MAX),
+        }
+    }
+
     /// Checks the setting; returns how much longer than `io_timeout` a read may then take.
-    pub(super) fn check(&self) -> Result<Duration, ConfigError> {
+    pub(in crate::replay) fn check(&self) -> Result<Duration, ConfigError> {
         if !(1..=MAX_REPLICAS).contains(&self.replicas) {
             return Err(ConfigError::CountOutOfRange {
                 which: "number of replicas to wait for",
@@ -42,43 +52,97 @@ impl WaitForReplicas {
 /// took the write: in the same round trip on one server, on the key's primary in a cluster
 /// (only after a fresh insert: a replayed one is refused anyway). Returns the `SET` reply and
 /// the number of replicas `WAIT` counted.
-pub(super) fn set_nx(
+pub(in crate::replay) fn set_nx(
     connection: &mut Link,
     key: &str,
     lifetime_ms: i64,
     wait: Option<&WaitForReplicas>,
 ) -> RedisResult<(Value, Option<i64>)> {
-    let mut set = redis::cmd("SET");
-    set.arg(key).arg(1).arg("NX").arg("PX").arg(lifetime_ms);
+    let set = set_command(key, lifetime_ms);
     let Some(wait) = wait else {
         return Ok((set.query(connection.as_dyn())?, None));
     };
-    let mut wait_cmd = redis::cmd("WAIT");
-    wait_cmd.arg(wait.replicas).arg(wait.timeout_ms);
     match connection {
         Link::Single(connection) => {
             let replies: Vec<Value> = redis::pipe()
                 .add_command(set)
-                .add_command(wait_cmd)
+                .add_command(wait.command())
                 .query(connection)?;
-            let mut replies = replies.into_iter();
-            let set_reply = replies.next().unwrap_or(Value::Nil);
-            let acked = replies.next().map(count).transpose()?;
-            Ok((set_reply, acked))
+            split(replies)
         }
         Link::Cluster(connection) => {
             let set_reply: Value = set.query(connection.as_mut())?;
             if set_reply == Value::Nil {
                 return Ok((set_reply, None));
             }
-            // WAIT names no key: sent to the primary of the key's slot, the node that took the
-            // write over this same cluster connection.
-            let route = Route::with_key(key, SlotAddr::Master);
-            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
-            let acked = count(connection.route_command(&wait_cmd, routing)?)?;
-            Ok((set_reply, Some(acked)))
+            let acked = connection.route_command(&wait.command(), primary_of(key))?;
+            Ok((set_reply, Some(count(acked)?)))
         }
     }
+}
+
+/// [`set_nx`] on an async connection.
+#[cfg(feature = "tokio")]
+pub(in crate::replay) async fn set_nx_async(
+    connection: &mut AsyncLink,
+    key: &str,
+    lifetime_ms: i64,
+    wait: Option<&WaitForReplicas>,
+) -> RedisResult<(Value, Option<i64>)> {
+    let set = set_command(key, lifetime_ms);
+    let Some(wait) = wait else {
+        return Ok((connection.send(&set).await?, None));
+    };
+    match connection {
+        AsyncLink::Single(connection) => {
+            let replies: Vec<Value> = redis::pipe()
+                .add_command(set)
+                .add_command(wait.command())
+                .query_async(connection)
+                .await?;
+            split(replies)
+        }
+        AsyncLink::Cluster(connection) => {
+            let set_reply =
+                redis::aio::ConnectionLike::req_packed_command(connection, &set).await?;
+            if set_reply == Value::Nil {
+                return Ok((set_reply, None));
+            }
+            let acked = connection
+                .route_command(wait.command(), primary_of(key))
+                .await?;
+            Ok((set_reply, Some(count(acked)?)))
+        }
+    }
+}
+
+fn set_command(key: &str, lifetime_ms: i64) -> Cmd {
+    let mut set = redis::cmd("SET");
+    set.arg(key).arg(1).arg("NX").arg("PX").arg(lifetime_ms);
+    set
+}
+
+impl WaitForReplicas {
+    fn command(&self) -> Cmd {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(self.replicas).arg(self.timeout_ms);
+        wait
+    }
+}
+
+/// `WAIT` names no key: it goes to the primary of the key's slot, the node that took the write
+/// over the same cluster connection.
+fn primary_of(key: &str) -> RoutingInfo {
+    let route = Route::with_key(key, SlotAddr::Master);
+    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route))
+}
+
+/// The replies to the `SET` and `WAIT` pipeline.
+fn split(replies: Vec<Value>) -> RedisResult<(Value, Option<i64>)> {
+    let mut replies = replies.into_iter();
+    let set_reply = replies.next().unwrap_or(Value::Nil);
+    let acked = replies.next().map(count).transpose()?;
+    Ok((set_reply, acked))
 }
 
 /// The reply to `WAIT`: the number of replicas that acknowledged.
@@ -93,7 +157,7 @@ fn count(reply: Value) -> RedisResult<i64> {
 }
 
 /// A fresh insert stands only when enough replicas acknowledged it, if that was asked for.
-pub(super) fn enough(
+pub(in crate::replay) fn enough(
     check: ReplayCheck,
     acked: Option<i64>,
     wait: Option<&WaitForReplicas>,

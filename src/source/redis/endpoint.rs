@@ -7,10 +7,16 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig, ClusterConnection};
 use redis::sentinel::{SentinelClient, SentinelServerType};
 use redis::{Client, Connection, ConnectionLike, IntoConnectionInfo, RedisResult};
+
+use super::discovery::Discovery;
+
+#[cfg(feature = "tokio")]
+mod asynchronous;
+#[cfg(feature = "tokio")]
+pub(crate) use asynchronous::AsyncLink;
 
 /// Retries the cluster client makes inside one call before it gives up (after a `MOVED`, a
 /// `TRYAGAIN`, a dropped node connection). The connector's own back-off does the rest.
@@ -87,10 +93,10 @@ pub struct RedisEndpoint {
 enum Kind {
     Standalone(Client),
     Sentinel {
-        client: Arc<Mutex<SentinelClient>>,
+        discovery: Arc<Discovery>,
         service: Arc<str>,
     },
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 impl RedisEndpoint {
@@ -153,7 +159,7 @@ impl RedisEndpoint {
     pub fn sentinel_client(client: SentinelClient, master_name: &str) -> Self {
         Self {
             kind: Kind::Sentinel {
-                client: Arc::new(Mutex::new(client)),
+                discovery: Arc::new(Discovery::new(client)),
                 service: Arc::from(master_name),
             },
         }
@@ -196,7 +202,7 @@ impl RedisEndpoint {
             .max_retry_wait(max_wait)
             .build()?;
         Ok(Self {
-            kind: Kind::Cluster(client),
+            kind: Kind::Cluster(Box::new(client)),
         })
     }
 
@@ -219,9 +225,9 @@ impl RedisEndpoint {
     ) -> RedisResult<Link> {
         let connection = match &self.kind {
             Kind::Standalone(client) => client.get_connection_with_timeout(connect_timeout)?,
-            Kind::Sentinel { client, .. } => {
+            Kind::Sentinel { discovery, .. } => {
                 // Discovery first: the sentinels name the primary, which is asked for its role.
-                let primary = client.lock().get_client()?;
+                let primary = discovery.primary(connect_timeout)?;
                 primary.get_connection_with_timeout(connect_timeout)?
             }
             Kind::Cluster(client) => {

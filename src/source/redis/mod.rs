@@ -14,8 +14,10 @@
 //!   failover can lose.
 //!
 //! Both use the synchronous API of the [`redis`](https://docs.rs/redis) crate (1.x) with a
-//! reused connection, bounded connect, read and write timeouts, and a reconnect back-off. They
-//! take a `redis::Client` (any address the crate understands: `redis://host:port`,
+//! reused connection, bounded connect, read and write timeouts, and a reconnect back-off; for
+//! async servers (feature `tokio`),
+//! [`AsyncRedisReplayCache`](crate::replay::AsyncRedisReplayCache) does the same on the
+//! crate's async connections. All of them take a `redis::Client` (any address the crate understands: `redis://host:port`,
 //! `redis+unix:///path/to/redis.sock`, or a `redis::ConnectionAddr`), or a [`RedisEndpoint`]
 //! for Sentinel (the crate's `sentinel::SentinelClient`, following the primary across
 //! failovers) or Cluster (the crate's `cluster::ClusterClient`). Any Redis since 2.6.12 (and
@@ -58,6 +60,7 @@
 mod builder;
 mod commands;
 pub(crate) mod connection;
+mod discovery;
 pub(crate) mod endpoint;
 mod error;
 mod health;

@@ -1,0 +1,160 @@
+//! [`Discovery`]: one `redis` crate [`SentinelClient`], shared by the synchronous connections
+//! and the async ones of every clone of a [`RedisEndpoint`](super::RedisEndpoint).
+//!
+//! Asking the sentinels for the primary needs the client mutably. A synchronous caller holds
+//! the lock for the whole discovery, as it always has. An async caller cannot hold a lock
+//! across an `.await`: it takes the client out of its slot, asks the sentinels without any lock
+//! held, and puts it back when done, or when its future is dropped (a timeout). A caller that
+//! finds the slot empty waits, briefly and within its own time bound, for the client to come
+//! back. Discovery runs only when a connection is opened, so the two rarely meet.
+
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use redis::sentinel::SentinelClient;
+use redis::{Client, ErrorKind, RedisError, RedisResult};
+
+/// How long a caller that found the client lent out sleeps before it looks again.
+const LENT_OUT_POLL: Duration = Duration::from_millis(2);
+
+/// The shared Sentinel client: in its slot, or lent out to an async discovery.
+pub(crate) struct Discovery {
+    slot: Mutex<Option<SentinelClient>>,
+}
+
+impl Discovery {
+    pub(crate) fn new(client: SentinelClient) -> Self {
+        Self {
+            slot: Mutex::new(Some(client)),
+        }
+    }
+
+    /// A client for the current primary, asked of the sentinels on this thread. Waits at most
+    /// `wait` for a client lent out to an async discovery.
+    pub(crate) fn primary(&self, wait: Duration) -> RedisResult<Client> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let mut slot = self.slot.lock();
+            if let Some(client) = slot.as_mut() {
+                return client.get_client();
+            }
+            drop(slot);
+            if Instant::now() >= deadline {
+                return Err(lent_out());
+            }
+            std::thread::sleep(LENT_OUT_POLL);
+        }
+    }
+
+    /// A client for the current primary, asked of the sentinels without blocking the runtime.
+    /// Unbounded in itself: the caller puts a `tokio::time::timeout` around it.
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn primary_async(&self) -> RedisResult<Client> {
+        let mut loan = loop {
+            if let Some(loan) = self.lend() {
+                break loan;
+            }
+            tokio::time::sleep(LENT_OUT_POLL).await;
+        };
+        match loan.client.as_mut() {
+            Some(client) => client.async_get_client().await,
+            None => Err(lent_out()),
+        }
+    }
+
+    #[cfg(feature = "tokio")]
+    fn lend(&self) -> Option<Loan<'_>> {
+        let client = self.slot.lock().take()?;
+        Some(Loan {
+            home: self,
+            client: Some(client),
+        })
+    }
+}
+
+/// The client taken out of its slot; put back on drop, whatever ended the discovery.
+#[cfg(feature = "tokio")]
+struct Loan<'a> {
+    home: &'a Discovery,
+    client: Option<SentinelClient>,
+}
+
+#[cfg(feature = "tokio")]
+impl Drop for Loan<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            *self.home.slot.lock() = Some(client);
+        }
+    }
+}
+
+fn lent_out() -> RedisError {
+    RedisError::from((
+        ErrorKind::Io,
+        "the Sentinel client is busy finding the primary for another connection",
+    ))
+}
+
+#[cfg(all(test, feature = "tokio"))]
+mod tests {
+    use super::*;
+    use redis::sentinel::SentinelServerType;
+
+    fn discovery() -> Discovery {
+        let client = SentinelClient::build(
+            vec!["redis://127.0.0.1:1"],
+            "mymaster".to_owned(),
+            None,
+            SentinelServerType::Master,
+        )
+        .expect("an address");
+        Discovery::new(client)
+    }
+
+    #[test]
+    fn a_lent_client_comes_back_when_the_loan_ends() {
+        let discovery = discovery();
+        let loan = discovery.lend().expect("the client is home");
+        assert!(discovery.lend().is_none(), "one loan at a time");
+        let started = Instant::now();
+        let err = discovery
+            .primary(Duration::from_millis(20))
+            .expect_err("no client to ask with");
+        assert!(err.to_string().contains("busy"), "{err}");
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        drop(loan);
+        assert!(discovery.lend().is_some(), "back in its slot");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_discovery_puts_the_client_back() {
+        // A "sentinel" that accepts connections and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let address = format!("redis://{}", silent.local_addr().expect("an address"));
+        let client = SentinelClient::build(
+            vec![address],
+            "mymaster".to_owned(),
+            None,
+            SentinelServerType::Master,
+        )
+        .expect("an address");
+        let discovery = Discovery::new(client);
+        let asking =
+            tokio::time::timeout(Duration::from_millis(50), discovery.primary_async()).await;
+        assert!(asking.is_err(), "the silent sentinel held the discovery");
+        assert!(discovery.lend().is_some(), "the client is back in its slot");
+    }
+
+    #[tokio::test]
+    async fn an_async_discovery_waits_for_a_lent_client() {
+        let discovery = discovery();
+        let loan = discovery.lend().expect("the client is home");
+        let waiting =
+            tokio::time::timeout(Duration::from_millis(20), discovery.primary_async()).await;
+        assert!(waiting.is_err(), "waited for the lent client");
+        drop(loan);
+        // Nothing listens on port 1: the discovery fails, and the client is home again.
+        assert!(discovery.primary_async().await.is_err());
+        assert!(discovery.lend().is_some());
+    }
+}
