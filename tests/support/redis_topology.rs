@@ -349,32 +349,34 @@ impl SentinelTopology {
     /// answers as a primary; returns how long that took.
     pub fn wait_failover(&self, old_port: u16, timeout: Duration) -> Duration {
         wait_until("the sentinels promote the replica", timeout, || {
-            let reported: Vec<Option<u16>> = self
-                .sentinels
-                .iter()
-                .map(|sentinel| {
-                    sentinel
-                        .query::<Vec<String>>(&[
-                            "SENTINEL",
-                            "get-master-addr-by-name",
-                            MASTER_NAME,
-                        ])?
-                        .get(1)?
-                        .parse()
-                        .ok()
-                })
-                .collect();
-            let Some(Some(new_port)) = reported.first().copied() else {
-                return false;
-            };
-            new_port != old_port
-                && reported.iter().all(|port| *port == Some(new_port))
-                && self.servers.iter().any(|server| {
-                    server.port == new_port
-                        && server.is_running()
-                        && field(&server.info("replication"), "role") == Some("master")
-                })
+            self.failed_over(old_port)
         })
+    }
+
+    /// `true` once every sentinel reports a primary other than `old_port` and that node
+    /// answers as a primary (one look, no waiting).
+    pub fn failed_over(&self, old_port: u16) -> bool {
+        let reported: Vec<Option<u16>> = self
+            .sentinels
+            .iter()
+            .map(|sentinel| {
+                sentinel
+                    .query::<Vec<String>>(&["SENTINEL", "get-master-addr-by-name", MASTER_NAME])?
+                    .get(1)?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        let Some(Some(new_port)) = reported.first().copied() else {
+            return false;
+        };
+        new_port != old_port
+            && reported.iter().all(|port| *port == Some(new_port))
+            && self.servers.iter().any(|server| {
+                server.port == new_port
+                    && server.is_running()
+                    && field(&server.info("replication"), "role") == Some("master")
+            })
     }
 
     /// Waits until the primary reports `count` replicas online with their link up.
@@ -561,19 +563,25 @@ impl ClusterTopology {
     /// node reports `cluster_state:ok`; returns how long that took.
     pub fn wait_failover(&self, slot: u16, old_port: u16, timeout: Duration) -> Duration {
         wait_until("the cluster promotes the replica", timeout, || {
-            self.primary_of_slot(slot)
-                .is_some_and(|port| port != old_port)
-                && self
-                    .nodes
-                    .iter()
-                    .filter(|node| node.is_running())
-                    .all(|node| {
-                        let info = node
-                            .query::<String>(&["CLUSTER", "INFO"])
-                            .unwrap_or_default();
-                        field(&info, "cluster_state") == Some("ok")
-                    })
+            self.failed_over(slot, old_port)
         })
+    }
+
+    /// `true` once a node other than `old_port` serves `slot` as primary and every running
+    /// node reports `cluster_state:ok` (one look, no waiting).
+    pub fn failed_over(&self, slot: u16, old_port: u16) -> bool {
+        self.primary_of_slot(slot)
+            .is_some_and(|port| port != old_port)
+            && self
+                .nodes
+                .iter()
+                .filter(|node| node.is_running())
+                .all(|node| {
+                    let info = node
+                        .query::<String>(&["CLUSTER", "INFO"])
+                        .unwrap_or_default();
+                    field(&info, "cluster_state") == Some("ok")
+                })
     }
 
     /// `true` when every replica reports its link to its primary up, and every primary sees
