@@ -838,7 +838,7 @@ async fn replicas_on_redis_share_nonces_tokens_and_replay() {
         return;
     };
     let backend = Backend {
-        redis: Some(redis.client()),
+        redis: Some(redis.client().into()),
         derived_secret: None,
     };
     replicas_share_state(backend, true).await;
@@ -856,7 +856,7 @@ async fn replicas_with_a_derived_secret_share_nonces_and_tokens() {
         return;
     };
     let backend = Backend {
-        redis: Some(redis.client()),
+        redis: Some(redis.client().into()),
         derived_secret: Some([9u8; 32]),
     };
     replicas_share_state(backend, true).await;

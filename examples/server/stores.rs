@@ -4,9 +4,17 @@
 //! | options | nonces | replay cache |
 //! |---|---|---|
 //! | none | `InMemoryNonceSource` | `InMemoryReplayCache` |
-//! | `--redis URL` | `RedisNonceSource`, refreshed by a background task | `AsyncRedisReplayCache` |
+//! | a Redis option | `RedisNonceSource`, refreshed by a background task | `AsyncRedisReplayCache` |
 //! | `--derived-secret HEX` | `DerivedNonceSource` | `InMemoryReplayCache` |
 //! | both | `DerivedNonceSource` | `AsyncRedisReplayCache` |
+//!
+//! The Redis options name one `RedisEndpoint`, which both the sources and the replay caches use:
+//!
+//! | option | `RedisEndpoint` | after a failover |
+//! |---|---|---|
+//! | `--redis URL` | `standalone`: one server | none: state comes back with the server |
+//! | `--redis-sentinel URL,... [--redis-master NAME]` | `sentinel`: the primary the sentinels name | the next reconnect asks the sentinels again |
+//! | `--redis-cluster URL,...` | `cluster`: the slot's primary of each key | the cluster client follows the new slot map |
 //!
 //! Replicas behind one load balancer need a shared replay cache whatever the source, so that a
 //! proof accepted by one is refused by the others: that is Redis.
@@ -15,7 +23,7 @@ use std::sync::Arc;
 
 use dpop_nonce::derived::DerivedNonceSource;
 use dpop_nonce::proof::{DEFAULT_FUTURE_LEEWAY, DEFAULT_PAST_LEEWAY, Verifier};
-use dpop_nonce::redis::RedisNonceSource;
+use dpop_nonce::redis::{RedisEndpoint, RedisNonceSource};
 use dpop_nonce::replay::{
     AsyncRedisReplayCache, AsyncReplayCache, InMemoryReplayCache, ReplayCheck, ReplayError,
     ReplayKey,
@@ -29,8 +37,9 @@ pub const REDIS_PREFIX: &str = "dpop-demo";
 /// Where nonces and replay entries live.
 #[derive(Debug, Clone, Default)]
 pub struct Backend {
-    /// Nonces (unless derived) and replay entries in this Redis.
-    pub redis: Option<redis::Client>,
+    /// Nonces (unless derived) and replay entries in this Redis: one server, a Sentinel-managed
+    /// primary or a Redis Cluster.
+    pub redis: Option<RedisEndpoint>,
     /// Nonces derived from this secret, shared by the replicas that hold it.
     pub derived_secret: Option<[u8; 32]>,
 }
@@ -84,12 +93,12 @@ pub fn verifier(
                 .build()
                 .map_err(|err| format!("derived nonces: {err}"))?,
         ),
-        (None, Some(client)) => {
+        (None, Some(endpoint)) => {
             let runtime = tokio::runtime::Handle::try_current()
                 .map_err(|err| format!("Redis nonces need a tokio runtime: {err}"))?;
             // The task refreshes the source until the source is dropped; its handle is only
             // needed to stop it earlier.
-            let (source, _refresher) = RedisNonceSource::builder(client.clone(), label)
+            let (source, _refresher) = RedisNonceSource::builder(endpoint.clone(), label)
                 .prefix(REDIS_PREFIX)
                 .rotation(rotation)
                 .build_with_refresher(&runtime)
@@ -110,8 +119,8 @@ pub fn verifier(
         .max_nonce_lifetime()
         .max(DEFAULT_PAST_LEEWAY + DEFAULT_FUTURE_LEEWAY);
     let replay = match &backend.redis {
-        Some(client) => ReplayStore::Redis(Box::new(
-            AsyncRedisReplayCache::builder(client.clone(), lifetime)
+        Some(endpoint) => ReplayStore::Redis(Box::new(
+            AsyncRedisReplayCache::builder(endpoint.clone(), lifetime)
                 .prefix(REDIS_PREFIX)
                 .build()
                 .map_err(|err| format!("Redis replay cache: {err}"))?,
