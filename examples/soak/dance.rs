@@ -2,7 +2,9 @@
 //! (a token request, then resource requests with the bound token), each retried on
 //! `use_dpop_nonce` as `dpop_nonce::client` advises. Along the way it re-sends some accepted
 //! proofs to another replica, and sends some proofs with nonces no server issued; both must be
-//! refused.
+//! refused. In a run that kills Redis, it also re-sends the last proof accepted before the kill
+//! once Redis is back, and names that proof's replay-cache key, so that the run can look for it
+//! in Redis.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dpop_nonce::client::{NonceAdvice, NonceStore, Origin};
+use dpop_nonce::replay::ReplayKey;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
@@ -29,6 +32,11 @@ const BASIC_AUTH: &str = "Basic ZGVtby1jbGllbnQ6ZGVtby1zZWNyZXQ=";
 const MAX_LOOPS: u64 = 1_000_000;
 /// Pause after a failed token dance, so a broken server is not hammered.
 const PAUSE_AFTER_FAILURE: Duration = Duration::from_millis(20);
+/// Sends of the proof accepted before the kill at most, while the answer is that the replay
+/// cache could not be reached (the replica still backing off), which says nothing.
+const MAX_RESENDS: u32 = 5;
+/// The server's `error_description` when its replay cache could not answer.
+const CACHE_UNAVAILABLE: &str = "could not be checked for replay";
 
 /// What every client shares: where to send, what to put in proofs, how long to run.
 pub struct Plan {
@@ -47,8 +55,10 @@ pub struct Plan {
     pub deadline: Instant,
     /// When Redis is killed, in a `--kill-redis` run.
     pub kill_at: Option<Instant>,
-    /// Set once Redis answers again after the kill.
-    pub restarted: AtomicBool,
+    /// The prefix of the servers' Redis keys, to name replay-cache keys.
+    pub redis_prefix: String,
+    /// Set once Redis answers again after the kill: restarted, or a replica promoted.
+    pub recovered: AtomicBool,
 }
 
 /// Which endpoint a dance calls.
@@ -83,6 +93,8 @@ pub struct ProbeRecord {
     pub accepted: bool,
     /// `status error` of the answer, or `transport ...`.
     pub answer: String,
+    /// The answer's `error_description`, if any.
+    pub description: Option<String>,
 }
 
 /// Everything one client saw.
@@ -91,8 +103,14 @@ pub struct ClientLog {
     pub dances: Vec<DanceRecord>,
     pub replays: Vec<ProbeRecord>,
     pub unknown: Vec<ProbeRecord>,
-    /// The last proof accepted before Redis was killed, sent again once it is back (empty).
+    /// The last proof accepted before Redis was killed, sent again once it is back: the last
+    /// answer (an answer saying the replay cache could not be reached is followed by another
+    /// send, up to five).
     pub across_restart: Vec<ProbeRecord>,
+    /// How many sends that took.
+    pub across_restart_sends: u32,
+    /// The Redis key under which the servers recorded that proof's `jti`.
+    pub before_kill_replay_key: Option<String>,
     /// Latency of each dance request, in microseconds.
     pub latencies_us: Vec<u32>,
 }
@@ -117,6 +135,8 @@ struct Key {
     signing: SigningKey,
     /// The base64url proof header: `typ`, `alg` and the public JWK.
     header: String,
+    /// The JWK SHA-256 thumbprint (RFC 7638), base64url: the scope of its replay keys.
+    thumbprint: String,
 }
 
 impl Key {
@@ -131,15 +151,34 @@ impl Key {
         };
         let point = signing.verifying_key().to_encoded_point(false);
         let coordinate = |c: Option<&p256::FieldBytes>| c.map(|c| URL_SAFE_NO_PAD.encode(c));
+        let (x, y) = (coordinate(point.x()), coordinate(point.y()));
         let header = json!({
             "typ": "dpop+jwt",
             "alg": "ES256",
-            "jwk": { "kty": "EC", "crv": "P-256", "x": coordinate(point.x()), "y": coordinate(point.y()) },
+            "jwk": { "kty": "EC", "crv": "P-256", "x": x, "y": y },
         });
+        // The required members in lexicographic order, without white space (RFC 7638 §3).
+        let canonical = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            x.unwrap_or_default(),
+            y.unwrap_or_default()
+        );
         Self {
             signing,
             header: URL_SAFE_NO_PAD.encode(header.to_string()),
+            thumbprint: URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes())),
         }
+    }
+
+    /// The Redis key a server with key prefix `prefix` records `proof` under: the replay key
+    /// of this key's thumbprint and the proof's `jti`, as the verifier derives it.
+    fn replay_redis_key(&self, prefix: &str, proof: &str) -> Option<String> {
+        let payload = proof.split('.').nth(1)?;
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        let jti = claims.get("jti")?.as_str()?;
+        let key = ReplayKey::new(&self.thumbprint, jti).ok()?;
+        Some(format!("{prefix}:replay:{key}"))
     }
 
     /// A proof for `htm` and `htu` with a fresh `jti` and `iat`.
@@ -237,9 +276,10 @@ pub struct Client<'a> {
     dances: [u64; 2],
     accepted: [u64; 2],
     replays: usize,
-    /// The last proof accepted before the kill, with its endpoint and token, until re-sent.
+    /// The last proof accepted before the kill, with its endpoint and token.
     before_kill: Option<(Kind, String, Option<String>)>,
-    resent_across_restart: bool,
+    /// Whether that proof still has to be re-sent after the recovery.
+    resend_pending: bool,
     log: ClientLog,
 }
 
@@ -264,7 +304,7 @@ impl<'a> Client<'a> {
             accepted: [0; 2],
             replays: 0,
             before_kill: None,
-            resent_across_restart: false,
+            resend_pending: true,
             log: ClientLog::default(),
         })
     }
@@ -301,15 +341,15 @@ impl<'a> Client<'a> {
                 let _ = self.dance(target).await;
             }
         }
+        if let Some((_, proof, _)) = &self.before_kill {
+            self.log.before_kill_replay_key =
+                self.key.replay_redis_key(&self.plan.redis_prefix, proof);
+        }
         self.log
     }
 
     /// One call with its nonce retries; the body of the 200 answer, if one came.
     async fn dance(&mut self, target: Target<'_>) -> Option<Bytes> {
-        if !self.resent_across_restart && self.plan.restarted.load(Ordering::Relaxed) {
-            self.resent_across_restart = true;
-            self.resend_across_restart().await;
-        }
         let kind = target.kind();
         let slot = kind as usize;
         self.dances[slot] += 1;
@@ -364,6 +404,10 @@ impl<'a> Client<'a> {
                 {
                     self.replay(target, &proof, replica).await;
                 }
+                // A dance just passed after the recovery: the replicas reach Redis again.
+                if self.resend_pending && self.plan.recovered.load(Ordering::Relaxed) {
+                    self.resend_across_restart().await;
+                }
                 return Some(reply.body);
             }
             match advice {
@@ -405,9 +449,13 @@ impl<'a> Client<'a> {
         self.log.replays.push(record);
     }
 
-    /// Re-sends the last proof accepted before Redis was killed, now that Redis is back.
+    /// Re-sends the last proof accepted before Redis was killed, now that Redis is back and a
+    /// dance has passed since. An answer that the replay cache could not be reached (that
+    /// replica still backing off) leaves it pending for the next passed dance, up to
+    /// [`MAX_RESENDS`] sends; any other answer is final.
     async fn resend_across_restart(&mut self) {
-        let Some((kind, proof, token)) = self.before_kill.take() else {
+        let Some((kind, proof, token)) = self.before_kill.clone() else {
+            self.resend_pending = false;
             return;
         };
         let token_ath = token.as_deref().map(ath).unwrap_or_default();
@@ -421,7 +469,21 @@ impl<'a> Client<'a> {
         let request = build_request(self.plan, target, &proof);
         let replica = self.balancer.pick();
         let result = self.connections.send(self.balancer, replica, request).await;
-        let record = self.probe_record(kind, result);
+        let unavailable = result
+            .as_ref()
+            .is_ok_and(|reply| reply.error_description().contains(CACHE_UNAVAILABLE));
+        let mut record = self.probe_record(kind, result);
+        // Two refusals share this code: a replay, and a replay cache out of reach.
+        if record.answer.ends_with("invalid_dpop_proof")
+            && let Some(description) = record.description.take()
+        {
+            record.answer = format!("{} ({description})", record.answer);
+        }
+        self.log.across_restart_sends += 1;
+        if unavailable && self.log.across_restart_sends < MAX_RESENDS {
+            return;
+        }
+        self.resend_pending = false;
         self.log.across_restart.push(record);
     }
 
@@ -443,18 +505,20 @@ impl<'a> Client<'a> {
     }
 
     fn probe_record(&self, kind: Kind, result: Result<crate::http::Reply, String>) -> ProbeRecord {
-        let (accepted, answer) = match result {
+        let (accepted, answer, description) = match result {
             Ok(reply) => (
                 reply.status == StatusCode::OK,
                 format!("{} {}", reply.status.as_u16(), reply.error_code()),
+                Some(reply.error_description()).filter(|text| !text.is_empty()),
             ),
-            Err(message) => (false, format!("transport {message}")),
+            Err(message) => (false, format!("transport {message}"), None),
         };
         ProbeRecord {
             kind,
             at: self.since_start(),
             accepted,
             answer,
+            description,
         }
     }
 }

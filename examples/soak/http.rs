@@ -67,13 +67,35 @@ impl Reply {
         if let Some(code) = from_body {
             return code;
         }
-        self.headers
-            .get("www-authenticate")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split("error=\"").nth(1))
-            .and_then(|rest| rest.split('"').next())
-            .unwrap_or("-")
-            .to_owned()
+        self.challenge_param("error")
+            .unwrap_or_else(|| "-".to_owned())
+    }
+
+    /// The `error_description`: the JSON body's, else the `DPoP` challenge's, else empty.
+    pub fn error_description(&self) -> String {
+        serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|json| json.get("error_description")?.as_str().map(str::to_owned))
+            .or_else(|| self.challenge_param("error_description"))
+            .unwrap_or_default()
+    }
+
+    /// A quoted parameter of the `WWW-Authenticate` challenge (no escapes: the server's values
+    /// have none).
+    fn challenge_param(&self, name: &str) -> Option<String> {
+        let value = self.headers.get("www-authenticate")?.to_str().ok()?;
+        let pattern = format!("{name}=\"");
+        value
+            .match_indices(&pattern)
+            // Not the tail of a longer name (`error=` inside `error_description=`).
+            .find(|(at, _)| {
+                value[..*at]
+                    .chars()
+                    .next_back()
+                    .is_none_or(|c| c == ' ' || c == ',')
+            })
+            .and_then(|(at, _)| value[at + pattern.len()..].split('"').next())
+            .map(str::to_owned)
     }
 }
 

@@ -1,4 +1,4 @@
-//! A multi-process soak: one `redis-server`, three replicas of the example server sharing it,
+//! A multi-process soak: a Redis deployment, three replicas of the example server sharing it,
 //! and 32 DPoP clients whose requests a simulated load balancer spreads round-robin across the
 //! replicas.
 //!
@@ -7,12 +7,26 @@
 //! cargo run --release --all-features --example soak -- --json soak-redis.json
 //! cargo run --release --all-features --example soak -- --derived
 //! cargo run --release --all-features --example soak -- --kill-redis
+//! cargo run --release --all-features --example soak -- --topology sentinel --kill-redis
+//! cargo run --release --all-features --example soak -- --topology cluster --kill-redis
 //! ```
 //!
-//! `.ci/soak` runs those three. Everything the soak talks to, it starts itself, on loopback:
-//! Redis on a free port (no persistence, in a temporary directory), and the replicas with
-//! `--addr 127.0.0.1:0 --rotation 2 --public-url http://soak-lb.invalid` (the public URL is only
-//! named in proofs; nothing resolves it), `--redis`, a shared `--token-secret`, and with
+//! `.ci/soak` runs those, and the Sentinel and Cluster runs without a kill. Everything the soak
+//! talks to, it starts itself, on loopback, without persistence, in temporary directories:
+//!
+//! - `--topology standalone` (the default): one `redis-server` on a free port (`--redis-server`
+//!   names the binary); the replicas get `--redis URL`;
+//! - `--topology sentinel`: a primary, one replica and three sentinels (master name
+//!   `mymaster`, quorum 2, `down-after-milliseconds` 1000); the replicas get
+//!   `--redis-sentinel URL,URL,URL --redis-master mymaster`;
+//! - `--topology cluster`: a Redis Cluster of three primaries with one replica each
+//!   (`cluster-node-timeout` 1000); the replicas get `--redis-cluster URL,...` with all six
+//!   nodes.
+//!
+//! The replicated deployments are those of the failover tests (`tests/support/redis_topology.rs`,
+//! included here), started from `redis-server`, `redis-sentinel` and `redis-cli` on `PATH`. The
+//! replicas also get `--addr 127.0.0.1:0 --rotation 2 --public-url http://soak-lb.invalid` (the
+//! public URL is only named in proofs; nothing resolves it), a shared `--token-secret`, and with
 //! `--derived` a shared `--derived-secret`.
 //!
 //! Each client loops until the deadline: a token request (`client_credentials`, `Basic`
@@ -26,27 +40,49 @@
 //!
 //! The run fails (exit status 1) when a replayed proof or an unknown nonce is accepted, when a
 //! dance outside the failover window takes more than one retry or fails, when nothing
-//! succeeds, or when the failover window exceeds `--failover-bound`. Exit status 2 means the
-//! run could not be set up. A summary is printed, and written as JSON with `--json PATH`.
+//! succeeds, or, with `--kill-redis`, when the deployment does not recover, when no dance
+//! starts after the failover bound, or when the failover window exceeds `--failover-bound`.
+//! Exit status 2 means the run could not be set up. A summary is printed, and written as JSON
+//! with `--json PATH`.
 //!
 //! With `--kill-redis`, Redis is killed (SIGKILL) at `--kill-at` seconds (default: half the
-//! duration) and started again, empty, on the same port `--redis-down` seconds (default 1)
-//! later. The failover window is the time from the signal to the end of the last dance that
-//! needed more than one retry or failed; it must stay within `--failover-bound` (default: the
-//! down time plus 4 s, the replay cache's longest reconnect back-off of 2 s with slack). Dances
-//! overlapping `[kill, kill + bound]` are exempt from the one-retry and no-failure checks, and
-//! none of the others is. Each client also sends the last proof it had accepted before the kill
-//! once more after the restart: those answers are reported (`across_restart`) but not checked,
-//! since a Redis restarted empty has forgotten every `jti`, which is the documented limit of a
-//! replay cache on Redis without persistence.
+//! duration standalone, a third with Sentinel or Cluster, whose failovers take longer):
 //!
-//! When `redis-server` is missing, the soak says so loudly and exits 0, unless the `CI`
-//! variable is set (non-empty): then it fails.
+//! - standalone: the server, started again, empty, on the same port `--redis-down` seconds
+//!   (default 1) later;
+//! - Sentinel: the primary; the sentinels promote the replica;
+//! - Cluster: the primary serving the slot of the authorization server's nonce key for the
+//!   current window (`dpop-demo:as:nonce:{window}`); the cluster promotes its replica.
+//!
+//! The failover window is the time from the signal to the end of the last dance that needed
+//! more than one retry or failed; it must stay within `--failover-bound`. Its default covers
+//! the outage and the replay cache's longest reconnect back-off (2 s), with slack for a loaded
+//! two-core machine: standalone, the down time plus 4 s; Sentinel and Cluster, 7 s (failure
+//! detection after 1 s, a promotion within about 2 s, then up to 2 s of back-off before the
+//! replicas reconnect). Dances overlapping `[kill, kill + bound]` are exempt from the
+//! one-retry and no-failure checks, and none of the others is; the run must last past
+//! `kill + bound` by at least a second, so that the recovery is seen.
+//!
+//! Each client also sends the last proof it had accepted before the kill once more, after the
+//! recovery and its first dance that passed since (again, up to five sends, while the answer
+//! is that the replay cache could not be reached), and at the end the run asks Redis whether
+//! that proof's `jti` is still recorded. Both are reported (`across_restart`,
+//! `jti_before_kill`), not checked: a Redis restarted empty has forgotten every `jti`, and a
+//! primary acknowledges an insert before its replica has it, so a failover can lose the last
+//! inserts (the documented limit of a replay cache that does not wait for replicas).
+//!
+//! When a Redis binary the topology needs is missing, the soak says so loudly and exits 0,
+//! unless the `CI` variable is set (non-empty): then it fails.
 
 mod dance;
+mod deploy;
 mod http;
 mod procs;
+#[path = "../../tests/support/redis_topology.rs"]
+mod redis_topology;
 mod report;
+
+use std::collections::HashMap;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,20 +94,37 @@ use rand::TryRngCore as _;
 use rand::rngs::OsRng;
 
 use crate::dance::{Client, ClientLog, Plan};
+use crate::deploy::{Deployment, Topology};
 use crate::http::Balancer;
-use crate::procs::{Redis, Replica, TempDir};
+use crate::procs::{Replica, TempDir};
 use crate::report::{Failover, Setup};
 
 /// The public URL of the replicas, behind the simulated load balancer. Never resolved.
 const PUBLIC_URL: &str = "http://soak-lb.invalid";
 const PUBLIC_HOST: &str = "soak-lb.invalid";
 
-/// The failover bound past the time Redis is down: the replay cache's longest reconnect
-/// back-off (2 s by default), a nonce refresh, and slack for a loaded machine.
+/// The prefix of the example server's Redis keys (`REDIS_PREFIX` in its `stores.rs`).
+const REDIS_PREFIX: &str = "dpop-demo";
+/// The label of the authorization server's nonce source, whose key a cluster kill aims at.
+const AS_LABEL: &str = "as";
+
+/// The failover bound past the time a standalone Redis is down: the replay cache's longest
+/// reconnect back-off (2 s by default), a nonce refresh, and slack for a loaded machine.
 const DEFAULT_FAILOVER_MARGIN: Duration = Duration::from_secs(4);
+/// The default failover bound of a Sentinel or Cluster run: detection (the sentinels'
+/// `down-after-milliseconds`, the cluster's `cluster-node-timeout`: 1 s), the promotion (about
+/// 2 s: agreement, election, the replica's election delay), the replay cache's longest
+/// reconnect back-off (2 s) during which a replica that failed goes on refusing, and 2 s of
+/// slack for a loaded machine.
+const REPLICATED_FAILOVER_BOUND: Duration = Duration::from_secs(7);
+/// How long past the deadline a replicated deployment is watched for its failover.
+const RECOVERY_GRACE: Duration = Duration::from_secs(10);
+/// The part of the run that must follow `kill + bound`, so that the recovery is seen.
+const AFTER_BOUND: Duration = Duration::from_secs(1);
 
 const USAGE: &str = "\
-usage: soak [--server PATH] [--redis-server PATH] [--replicas N] [--clients N]
+usage: soak [--server PATH] [--topology standalone|sentinel|cluster]
+            [--redis-server PATH] [--replicas N] [--clients N]
             [--duration SECONDS] [--rotation SECONDS] [--resources N]
             [--replay-every N] [--unknown-every N] [--max-attempts N]
             [--derived] [--memory] [--kill-redis] [--kill-at SECONDS]
@@ -80,7 +133,9 @@ usage: soak [--server PATH] [--redis-server PATH] [--replicas N] [--clients N]
 
 struct Args {
     server: Option<PathBuf>,
-    redis_server: PathBuf,
+    topology: Topology,
+    /// Standalone only; the replicated deployments use the binaries on `PATH`.
+    redis_server: Option<PathBuf>,
     replicas: usize,
     clients: usize,
     duration: Duration,
@@ -93,16 +148,38 @@ struct Args {
     memory: bool,
     kill_redis: bool,
     kill_at: Option<Duration>,
-    redis_down: Duration,
+    /// Standalone only.
+    redis_down: Option<Duration>,
     failover_bound: Option<Duration>,
     server_args: Vec<String>,
     json: Option<PathBuf>,
 }
 
+impl Args {
+    fn redis_down(&self) -> Duration {
+        self.redis_down.unwrap_or(Duration::from_secs(1))
+    }
+
+    fn kill_at(&self) -> Duration {
+        self.kill_at.unwrap_or(match self.topology {
+            Topology::Standalone => self.duration / 2,
+            Topology::Sentinel | Topology::Cluster => self.duration / 3,
+        })
+    }
+
+    fn failover_bound(&self) -> Duration {
+        self.failover_bound.unwrap_or(match self.topology {
+            Topology::Standalone => self.redis_down() + DEFAULT_FAILOVER_MARGIN,
+            Topology::Sentinel | Topology::Cluster => REPLICATED_FAILOVER_BOUND,
+        })
+    }
+}
+
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         server: None,
-        redis_server: PathBuf::from("redis-server"),
+        topology: Topology::Standalone,
+        redis_server: None,
         replicas: 3,
         clients: 32,
         duration: Duration::from_secs(15),
@@ -115,7 +192,7 @@ fn parse_args() -> Result<Args, String> {
         memory: false,
         kill_redis: false,
         kill_at: None,
-        redis_down: Duration::from_secs(1),
+        redis_down: None,
         failover_bound: None,
         server_args: Vec::new(),
         json: None,
@@ -135,8 +212,30 @@ fn parse_args() -> Result<Args, String> {
             }
         }
     }
-    if args.memory && (args.derived || args.kill_redis) {
-        return Err("--memory runs without Redis: no --derived or --kill-redis".to_owned());
+    if args.memory && (args.derived || args.kill_redis || args.topology != Topology::Standalone) {
+        return Err("--memory runs without Redis: no --derived, --kill-redis or --topology".into());
+    }
+    if args.topology != Topology::Standalone
+        && (args.redis_server.is_some() || args.redis_down.is_some())
+    {
+        return Err(format!(
+            "--redis-server and --redis-down are for the standalone topology; {} runs the \
+             Redis binaries on PATH and fails over instead of restarting",
+            args.topology.name()
+        ));
+    }
+    if args.kill_redis && args.kill_at() + args.failover_bound() + AFTER_BOUND > args.duration {
+        return Err(format!(
+            "--duration {:.1} s is too short to see the recovery: the kill at {:.1} s plus the \
+             failover bound of {:.1} s must end at least {} s before the end",
+            args.duration.as_secs_f64(),
+            args.kill_at().as_secs_f64(),
+            args.failover_bound().as_secs_f64(),
+            AFTER_BOUND.as_secs()
+        ));
+    }
+    if args.rotation == 0 {
+        return Err("--rotation must be positive".to_owned());
     }
     if args.replicas == 0 || args.clients == 0 || args.max_attempts < 2 {
         return Err("--replicas and --clients must be positive, --max-attempts at least 2".into());
@@ -159,7 +258,12 @@ fn set_option(args: &mut Args, flag: &str, value: String) -> Result<(), String> 
     }
     match flag {
         "--server" => args.server = Some(PathBuf::from(value)),
-        "--redis-server" => args.redis_server = PathBuf::from(value),
+        "--topology" => {
+            args.topology = Topology::parse(&value).ok_or_else(|| {
+                format!("--topology {value}: expected standalone, sentinel or cluster")
+            })?;
+        }
+        "--redis-server" => args.redis_server = Some(PathBuf::from(value)),
         "--replicas" => args.replicas = number(flag, &value)?,
         "--clients" => args.clients = number(flag, &value)?,
         "--duration" => args.duration = seconds(flag, &value)?,
@@ -169,7 +273,7 @@ fn set_option(args: &mut Args, flag: &str, value: String) -> Result<(), String> 
         "--unknown-every" => args.unknown_every = number(flag, &value)?,
         "--max-attempts" => args.max_attempts = number(flag, &value)?,
         "--kill-at" => args.kill_at = Some(seconds(flag, &value)?),
-        "--redis-down" => args.redis_down = seconds(flag, &value)?,
+        "--redis-down" => args.redis_down = Some(seconds(flag, &value)?),
         "--failover-bound" => args.failover_bound = Some(seconds(flag, &value)?),
         "--server-arg" => args.server_args.push(value),
         "--json" => args.json = Some(PathBuf::from(value)),
@@ -208,16 +312,42 @@ fn server_binary(args: &Args) -> Result<PathBuf, String> {
 }
 
 fn mode(args: &Args) -> String {
-    match (args.memory, args.derived, args.kill_redis) {
-        (true, _, _) => "memory".to_owned(),
-        (false, derived, kill) => {
-            let mut mode = if derived { "derived+redis" } else { "redis" }.to_owned();
-            if kill {
-                mode.push_str(", Redis killed and restarted");
-            }
-            mode
-        }
+    if args.memory {
+        return "memory".to_owned();
     }
+    let mut mode = if args.derived {
+        "derived+redis"
+    } else {
+        "redis"
+    }
+    .to_owned();
+    if args.topology != Topology::Standalone {
+        mode.push_str(" on ");
+        mode.push_str(args.topology.name());
+    }
+    if args.kill_redis {
+        mode.push_str(match args.topology {
+            Topology::Standalone => ", Redis killed and restarted",
+            Topology::Sentinel | Topology::Cluster => ", primary killed, failed over",
+        });
+    }
+    mode
+}
+
+/// The Redis binaries the run needs and cannot find.
+fn missing_binaries(args: &Args) -> Vec<String> {
+    if args.memory {
+        return Vec::new();
+    }
+    let redis_server = args
+        .redis_server
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("redis-server"));
+    std::iter::once(redis_server)
+        .chain(args.topology.extra_binaries().iter().map(PathBuf::from))
+        .filter(|binary| !procs::runs(binary))
+        .map(|binary| binary.display().to_string())
+        .collect()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -242,10 +372,12 @@ async fn main() -> ExitCode {
 /// Sets up, runs and reports; `Ok(false)` when an invariant failed.
 async fn run(args: Args) -> Result<bool, String> {
     let server = server_binary(&args)?;
-    if !args.memory && !procs::runs(&args.redis_server) {
+    let missing = missing_binaries(&args);
+    if !missing.is_empty() {
         let message = format!(
-            "{} not found; install it (apt-get install redis-server): the soak did not run",
-            args.redis_server.display()
+            "{} not found; install redis-server, redis-sentinel and redis-tools (apt-get \
+             install redis-server redis-sentinel redis-tools): the soak did not run",
+            missing.join(", ")
         );
         if std::env::var("CI").is_ok_and(|value| !value.is_empty()) {
             return Err(format!("{message} (CI is set, so this is a failure)"));
@@ -255,10 +387,20 @@ async fn run(args: Args) -> Result<bool, String> {
     }
 
     let dir = TempDir::new()?;
-    let mut redis = if args.memory {
+    let mut deployment = if args.memory {
         None
     } else {
-        Some(Redis::start(&args.redis_server, dir.path())?)
+        let topology = args.topology;
+        let redis_server = args
+            .redis_server
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("redis-server"));
+        let path = dir.path().to_owned();
+        let started =
+            tokio::task::spawn_blocking(move || Deployment::start(topology, &redis_server, &path))
+                .await
+                .map_err(|err| format!("the Redis start-up task failed: {err}"))??;
+        Some(started)
     };
     let mut server_args: Vec<String> = vec![
         "--addr".into(),
@@ -268,8 +410,8 @@ async fn run(args: Args) -> Result<bool, String> {
         "--public-url".into(),
         PUBLIC_URL.into(),
     ];
-    if let Some(redis) = &redis {
-        server_args.extend(["--redis".into(), redis.url()]);
+    if let Some(deployment) = &deployment {
+        server_args.extend(deployment.server_args());
         server_args.extend(["--token-secret".into(), random_secret()?]);
         if args.derived {
             server_args.extend(["--derived-secret".into(), random_secret()?]);
@@ -293,10 +435,9 @@ async fn run(args: Args) -> Result<bool, String> {
         max_attempts: args.max_attempts,
         start,
         deadline: start + args.duration,
-        kill_at: args
-            .kill_redis
-            .then(|| start + args.kill_at.unwrap_or(args.duration / 2)),
-        restarted: AtomicBool::new(false),
+        kill_at: args.kill_redis.then(|| start + args.kill_at()),
+        redis_prefix: REDIS_PREFIX.to_owned(),
+        recovered: AtomicBool::new(false),
     });
     let mut clients = Vec::new();
     for _ in 0..args.clients {
@@ -312,28 +453,39 @@ async fn run(args: Args) -> Result<bool, String> {
 
     let mut failover = None;
     if let Some(kill_at) = plan.kill_at
-        && let Some(mut server) = redis.take()
+        && let Some(mut deployed) = deployment.take()
     {
         tokio::time::sleep_until(kill_at.into()).await;
-        // The window counts from the signal, so read the clock before sending it.
-        let killed_at = start.elapsed();
-        server.kill();
-        tokio::time::sleep(args.redis_down).await;
-        let (server, restarted) = tokio::task::spawn_blocking(move || {
-            let restarted = server.restart();
-            (server, restarted)
+        let rotation = args.rotation;
+        let down = args.redis_down();
+        let give_up = plan.deadline + RECOVERY_GRACE;
+        let watched = Arc::clone(&plan);
+        // Killing and watching the failover ask Redis over blocking connections.
+        let (deployed, outcome) = tokio::task::spawn_blocking(move || {
+            let outcome = deployed
+                .kill(start, || {
+                    deploy::current_nonce_key(REDIS_PREFIX, AS_LABEL, rotation)
+                })
+                .and_then(|kill| {
+                    let recovered_at = deployed.recover(&kill, down, start, give_up)?;
+                    if recovered_at.is_some() {
+                        watched.recovered.store(true, Ordering::Relaxed);
+                    }
+                    Ok((kill, recovered_at))
+                });
+            (deployed, outcome)
         })
         .await
-        .map_err(|err| format!("the restart task failed: {err}"))?;
-        restarted?;
-        plan.restarted.store(true, Ordering::Relaxed);
-        redis = Some(server);
+        .map_err(|err| format!("the kill and recovery task failed: {err}"))?;
+        deployment = Some(deployed);
+        let (kill, recovered_at) = outcome?;
         failover = Some(Failover {
-            killed_at,
-            restarted_at: start.elapsed(),
-            bound: args
-                .failover_bound
-                .unwrap_or(args.redis_down + DEFAULT_FAILOVER_MARGIN),
+            killed_at: kill.at,
+            recovered_at,
+            recovery: args.topology.recovery(),
+            killed_port: kill.port,
+            key: kill.key,
+            bound: args.failover_bound(),
         });
     }
 
@@ -347,6 +499,25 @@ async fn run(args: Args) -> Result<bool, String> {
     let elapsed = start.elapsed();
     let requests = balancer.sent.load(Ordering::Relaxed);
 
+    // Whether the `jti`s recorded just before the kill are still in Redis.
+    let mut held = HashMap::new();
+    if failover.is_some()
+        && let Some(deployed) = deployment.take()
+    {
+        let keys: Vec<String> = logs
+            .iter()
+            .filter_map(|log| log.before_kill_replay_key.clone())
+            .collect();
+        let (deployed, answers) = tokio::task::spawn_blocking(move || {
+            let answers = deployed.holds(&keys);
+            (deployed, keys.into_iter().zip(answers).collect::<Vec<_>>())
+        })
+        .await
+        .map_err(|err| format!("the Redis look-up task failed: {err}"))?;
+        deployment = Some(deployed);
+        held.extend(answers);
+    }
+
     let mut violations = Vec::new();
     for (index, replica) in replicas.iter_mut().enumerate() {
         if let Some(status) = replica.exited() {
@@ -358,6 +529,11 @@ async fn run(args: Args) -> Result<bool, String> {
     }
     let setup = Setup {
         mode: mode(&args),
+        topology: if args.memory {
+            "none"
+        } else {
+            args.topology.name()
+        },
         replicas: args.replicas,
         clients: args.clients,
         duration: args.duration,
@@ -371,6 +547,7 @@ async fn run(args: Args) -> Result<bool, String> {
         elapsed,
         requests,
         failover.as_ref(),
+        &held,
         violations,
     );
     print!("{}", report.text);
@@ -393,6 +570,6 @@ async fn run(args: Args) -> Result<bool, String> {
         }
     }
     drop(replicas);
-    drop(redis);
+    drop(deployment);
     Ok(report.violations.is_empty())
 }

@@ -1,6 +1,7 @@
-//! The processes a soak run owns: one `redis-server` and the server replicas, all listening on
-//! loopback only, all killed (SIGKILL) and reaped when dropped. Their output goes to log files
-//! in the run's private temporary directory, which is removed at the end.
+//! The processes a soak run owns: one `redis-server` (the standalone deployment; `deploy.rs`
+//! starts the others) and the server replicas, all listening on loopback only, all killed
+//! (SIGKILL) and reaped when dropped. Their output goes to log files in the run's private
+//! temporary directory, which is removed at the end.
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -101,6 +102,10 @@ impl Redis {
     /// The URL the replicas connect to.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// SIGKILL, like a crash, and reap the process.

@@ -1,7 +1,7 @@
 //! Turns the clients' logs into the summary: counts, histograms, the failover window, and the
 //! invariants that decide the exit code.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -9,10 +9,18 @@ use serde_json::{Value, json};
 
 use crate::dance::{ClientLog, DanceRecord, Kind, ProbeRecord};
 
-/// The Redis kill and restart of a `--kill-redis` run, in time since the start of the load.
+/// The Redis kill and recovery of a `--kill-redis` run, in time since the start of the load.
 pub struct Failover {
     pub killed_at: Duration,
-    pub restarted_at: Duration,
+    /// When Redis was back: restarted, or a replica promoted (as the deployment reports it);
+    /// `None` when that was not seen.
+    pub recovered_at: Option<Duration>,
+    /// `restarted empty` or `replica promoted`.
+    pub recovery: &'static str,
+    /// The port of the node killed.
+    pub killed_port: u16,
+    /// In a cluster: the key whose slot's primary was killed, and that slot.
+    pub key: Option<(String, u16)>,
     /// Dances within `bound` after the kill may retry more than once or fail.
     pub bound: Duration,
 }
@@ -27,6 +35,8 @@ impl Failover {
 /// What the run was, for the summary's header.
 pub struct Setup {
     pub mode: String,
+    /// `standalone`, `sentinel`, `cluster`, or `none` (in memory).
+    pub topology: &'static str,
     pub replicas: usize,
     pub clients: usize,
     pub duration: Duration,
@@ -114,6 +124,27 @@ fn dance_stats(dances: &[&DanceRecord], failover: Option<&Failover>) -> (Value, 
     (json, text)
 }
 
+/// Of the `jti`s each client had recorded last before the kill: how many Redis still holds
+/// at the end, and how many it lost. A proof re-sent and accepted after the kill shows that its
+/// `jti` was lost, though the acceptance recorded it again.
+fn jti_before_kill(logs: &[ClientLog], held: &HashMap<String, Option<bool>>) -> Value {
+    let (mut recorded, mut kept, mut lost, mut unknown) = (0, 0, 0, 0);
+    for log in logs {
+        let Some(key) = &log.before_kill_replay_key else {
+            continue;
+        };
+        recorded += 1;
+        let accepted_again = log.across_restart.iter().any(|probe| probe.accepted);
+        match held.get(key).copied().flatten() {
+            _ if accepted_again => lost += 1,
+            Some(true) => kept += 1,
+            Some(false) => lost += 1,
+            None => unknown += 1,
+        }
+    }
+    json!({ "recorded": recorded, "kept": kept, "lost": lost, "not_checked": unknown })
+}
+
 /// Builds the report and checks the invariants.
 pub fn build(
     setup: &Setup,
@@ -121,6 +152,7 @@ pub fn build(
     elapsed: Duration,
     requests: u64,
     failover: Option<&Failover>,
+    held: &HashMap<String, Option<bool>>,
     mut violations: Vec<String>,
 ) -> Report {
     let dances: Vec<&DanceRecord> = logs.iter().flat_map(|log| &log.dances).collect();
@@ -198,10 +230,31 @@ pub fn build(
                 f.bound.as_secs_f64()
             ));
         }
+        if f.recovered_at.is_none() {
+            violations.push(format!(
+                "Redis did not recover ({}) before the end of the run",
+                f.recovery
+            ));
+        }
+        // Dances after the bound are checked like any other; there must be some.
+        let after_bound = dances
+            .iter()
+            .filter(|d| d.start > f.killed_at + f.bound)
+            .count();
+        if after_bound == 0 {
+            violations.push(
+                "no dance started after the failover bound: the recovery was not seen".to_owned(),
+            );
+        }
         json!({
             "killed_at_s": seconds(f.killed_at),
-            "restarted_at_s": seconds(f.restarted_at),
-            "down_s": seconds(f.restarted_at.saturating_sub(f.killed_at)),
+            "killed_port": f.killed_port,
+            "killed_for_key": f.key.as_ref().map(|(key, _)| key),
+            "killed_for_slot": f.key.as_ref().map(|(_, slot)| slot),
+            "recovery": f.recovery,
+            "recovered_at_s": f.recovered_at.map(seconds),
+            "down_s": f.recovered_at.map(|at| seconds(at.saturating_sub(f.killed_at))),
+            "dances_after_bound": after_bound,
             "last_multi_retry_after_kill_s": last_multi_retry.map(seconds),
             "last_failure_after_kill_s": last_failure.map(seconds),
             "window_s": seconds(window),
@@ -246,6 +299,7 @@ pub fn build(
 
     let json = json!({
         "mode": setup.mode,
+        "topology": setup.topology,
         "replicas": setup.replicas,
         "clients": setup.clients,
         "duration_s": seconds(setup.duration),
@@ -272,8 +326,11 @@ pub fn build(
         "across_restart": failover.map(|_| {
             let accepted: Vec<&ProbeRecord> =
                 across_restart.iter().copied().filter(|p| p.accepted).collect();
-            probe_json(&across_restart, &accepted)
+            let mut probes = probe_json(&across_restart, &accepted);
+            probes["sends"] = json!(logs.iter().map(|log| log.across_restart_sends).sum::<u32>());
+            probes
         }),
+        "jti_before_kill": failover.map(|_| jti_before_kill(logs, held)),
         "passed": violations.is_empty(),
         "violations": violations,
     });
@@ -316,26 +373,43 @@ pub fn build(
                 .as_f64()
                 .map_or_else(|| "none".to_owned(), |s| format!("{s:.3} s"))
         };
+        let target = match &failover.and_then(|f| f.key.as_ref()) {
+            Some((key, slot)) => format!(" (port {}, slot {slot} of {key})", f["killed_port"]),
+            None => format!(" (port {})", f["killed_port"]),
+        };
         let _ = writeln!(
             text,
-            "  failover   Redis killed at {:.3} s, back at {:.3} s; after the kill: last dance \
+            "  failover   Redis killed at {:.3} s{target}, {} at {}; after the kill: last dance \
              with >1 retry {}, last failure {}; window {} (bound {} s)",
             f["killed_at_s"].as_f64().unwrap_or_default(),
-            f["restarted_at_s"].as_f64().unwrap_or_default(),
+            f["recovery"].as_str().unwrap_or_default(),
+            opt("recovered_at_s"),
             opt("last_multi_retry_after_kill_s"),
             opt("last_failure_after_kill_s"),
             opt("window_s"),
             f["bound_s"]
         );
     }
-    if failover.is_some() {
+    if let Some(f) = failover {
         let accepted = across_restart.iter().filter(|p| p.accepted).count();
+        let why = if f.recovery == "restarted empty" {
+            "Redis came back empty"
+        } else {
+            "the primary acknowledges an insert before its replica has it"
+        };
         let _ = writeln!(
             text,
-            "  restart    {} proofs accepted before the kill sent again after it, {accepted} \
-             accepted again (not checked: Redis came back empty) ({})",
+            "  across     {} proofs accepted before the kill sent again after the recovery, \
+             {accepted} accepted again (not checked: {why}) ({})",
             across_restart.len(),
             answers_text(&count_answers(&across_restart))
+        );
+        let jti = &json["jti_before_kill"];
+        let _ = writeln!(
+            text,
+            "  jti        of the {} recorded last before the kill, {} still in Redis at the end, \
+             {} lost, {} not checked",
+            jti["recorded"], jti["kept"], jti["lost"], jti["not_checked"]
         );
     }
     if violations.is_empty() {
