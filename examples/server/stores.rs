@@ -103,6 +103,19 @@ pub fn verifier(
                 .rotation(rotation)
                 .build_with_refresher(&runtime)
                 .map_err(|err| format!("Redis nonces: {err}"))?;
+            // The task's first fetch starts at once but runs on its own: a server that took
+            // requests before it ends would hand out its local fallback, which the other
+            // replicas do not know, and a client could need two retries (seen in the soak on
+            // a Redis Cluster, whose first connection takes longest). So one fetch is made
+            // here, before the server listens, bounded by the connection timeouts. If Redis
+            // does not answer, the server starts all the same, on the fallback, and the task
+            // keeps trying.
+            if let Err(err) = source.refresh() {
+                eprintln!(
+                    "Redis nonces ({label}): first fetch failed ({err}); serving the local \
+                     fallback until Redis answers"
+                );
+            }
             source
         }
         (None, None) => Arc::new(
