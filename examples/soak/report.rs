@@ -185,10 +185,17 @@ pub fn build(
         .collect();
     let max_retries_outside = outside.iter().map(|d| d.retries).max().unwrap_or(0);
     let failures_outside = outside.iter().filter(|d| d.failure.is_some()).count();
-    // The first few failures outside the window, to tell a slow start from a late error.
+    // The first few failures and multi-retry dances outside the window, to tell a slow start
+    // from a late error.
     let failures_outside_at: Vec<f64> = outside
         .iter()
         .filter(|d| d.failure.is_some())
+        .map(|d| seconds(d.end))
+        .take(10)
+        .collect();
+    let multi_retries_outside_at: Vec<f64> = outside
+        .iter()
+        .filter(|d| d.retries > 1)
         .map(|d| seconds(d.end))
         .take(10)
         .collect();
@@ -279,7 +286,8 @@ pub fn build(
     }
     if max_retries_outside > 1 {
         violations.push(format!(
-            "a dance took {max_retries_outside} retries outside the failover window"
+            "a dance took {max_retries_outside} retries outside the failover window (dances \
+             with more than one retry ended at {multi_retries_outside_at:?} s)"
         ));
     }
     if failures_outside > 0 {
@@ -320,6 +328,7 @@ pub fn build(
         "max_retries_outside_failover_window": max_retries_outside,
         "failures_outside_failover_window": failures_outside,
         "failures_outside_failover_window_at_s": failures_outside_at,
+        "multi_retry_dances_outside_failover_window_at_s": multi_retries_outside_at,
         "replays": probe_json(&replays, &twice_accepted),
         "unknown_nonces": probe_json(&unknown, &unknown_accepted),
         "failover": failover_json,
