@@ -35,6 +35,23 @@ const FAILOVER_TIMEOUT: StdDuration = StdDuration::from_secs(30);
 
 type Source = RedisNonceSource<Arc<ManualClock>>;
 
+/// A replay cache builder (sync or async) with the tests' prefix, timeouts and back-off, and
+/// with `wait`, waiting for one replica after each insert.
+macro_rules! tuned {
+    ($builder:expr, $wait:expr) => {{
+        let builder = $builder
+            .prefix(PREFIX)
+            .connect_timeout(Duration::milliseconds(200))
+            .io_timeout(Duration::milliseconds(200))
+            .backoff(Duration::milliseconds(50), Duration::milliseconds(500));
+        if $wait {
+            builder.wait_for_replicas(1, Duration::milliseconds(500))
+        } else {
+            builder
+        }
+    }};
+}
+
 /// Two replicas of an app: a nonce source and a replay cache each, on one clock, plus a replay
 /// cache that waits for one replica after each insert; and the same two caches for an async
 /// server, run on a runtime of their own.
@@ -65,31 +82,21 @@ impl App {
                 .expect("the source starts on the replicated Redis")
         };
         let cache = |wait: bool| {
-            let builder = RedisReplayCache::builder(endpoint.clone(), Duration::minutes(10))
-                .prefix(PREFIX)
-                .connections(2)
-                .connect_timeout(Duration::milliseconds(200))
-                .io_timeout(Duration::milliseconds(200))
-                .backoff(Duration::milliseconds(50), Duration::milliseconds(500));
-            let builder = if wait {
-                builder.wait_for_replicas(1, Duration::milliseconds(500))
-            } else {
-                builder
-            };
-            builder.build().expect("a replay cache")
+            tuned!(
+                RedisReplayCache::builder(endpoint.clone(), Duration::minutes(10)),
+                wait
+            )
+            .connections(2)
+            .build()
+            .expect("a replay cache")
         };
         let async_cache = |wait: bool| {
-            let builder = AsyncRedisReplayCache::builder(endpoint.clone(), Duration::minutes(10))
-                .prefix(PREFIX)
-                .connect_timeout(Duration::milliseconds(200))
-                .io_timeout(Duration::milliseconds(200))
-                .backoff(Duration::milliseconds(50), Duration::milliseconds(500));
-            let builder = if wait {
-                builder.wait_for_replicas(1, Duration::milliseconds(500))
-            } else {
-                builder
-            };
-            builder.build().expect("an async replay cache")
+            tuned!(
+                AsyncRedisReplayCache::builder(endpoint.clone(), Duration::minutes(10)),
+                wait
+            )
+            .build()
+            .expect("an async replay cache")
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

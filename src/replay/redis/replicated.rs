@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Cmd, ErrorKind, RedisError, RedisResult, Value};
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisResult, Value};
 
 use crate::error::ConfigError;
 use crate::replay::{ReplayCheck, ReplayError};
@@ -63,19 +63,15 @@ pub(in crate::replay) fn set_nx(
         return Ok((set.query(connection.as_dyn())?, None));
     };
     match connection {
-        Link::Single(connection) => {
-            let replies: Vec<Value> = redis::pipe()
-                .add_command(set)
-                .add_command(wait.command())
-                .query(connection)?;
-            split(replies)
-        }
+        Link::Single(connection) => split(wait.after(set).query(connection)?),
         Link::Cluster(connection) => {
             let set_reply: Value = set.query(connection.as_mut())?;
             if set_reply == Value::Nil {
                 return Ok((set_reply, None));
             }
-            let acked = connection.route_command(&wait.command(), primary_of(key))?;
+            let acked = connection
+                .route_command(&wait.command(), primary_of(key))?
+                .extract_error()?;
             Ok((set_reply, Some(count(acked)?)))
         }
     }
@@ -94,23 +90,16 @@ pub(in crate::replay) async fn set_nx_async(
         return Ok((connection.send(&set).await?, None));
     };
     match connection {
-        AsyncLink::Single(connection) => {
-            let replies: Vec<Value> = redis::pipe()
-                .add_command(set)
-                .add_command(wait.command())
-                .query_async(connection)
-                .await?;
-            split(replies)
-        }
+        AsyncLink::Single(connection) => split(wait.after(set).query_async(connection).await?),
         AsyncLink::Cluster(connection) => {
-            let set_reply =
-                redis::aio::ConnectionLike::req_packed_command(connection, &set).await?;
+            let set_reply: Value = set.query_async(connection).await?;
             if set_reply == Value::Nil {
                 return Ok((set_reply, None));
             }
             let acked = connection
                 .route_command(wait.command(), primary_of(key))
-                .await?;
+                .await?
+                .extract_error()?;
             Ok((set_reply, Some(count(acked)?)))
         }
     }
@@ -127,6 +116,13 @@ impl WaitForReplicas {
         let mut wait = redis::cmd("WAIT");
         wait.arg(self.replicas).arg(self.timeout_ms);
         wait
+    }
+
+    /// `command` and then `WAIT`, in one round trip to one server.
+    fn after(&self, command: Cmd) -> Pipeline {
+        let mut pipeline = redis::pipe();
+        pipeline.add_command(command).add_command(self.command());
+        pipeline
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike as _, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
 use redis::cluster::ClusterConfig;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Cmd, RedisResult, Value};
@@ -60,11 +60,12 @@ impl RedisEndpoint {
 }
 
 impl AsyncLink {
-    /// Sends one command (routed by its key in a cluster) and reads its reply.
+    /// Sends one command (routed by its key in a cluster) and reads its reply. An error reply
+    /// (`READONLY` from a demoted primary, say) is an `Err`, as for the synchronous calls.
     pub(crate) async fn send(&mut self, command: &Cmd) -> RedisResult<Value> {
         match self {
-            Self::Single(connection) => connection.req_packed_command(command).await,
-            Self::Cluster(connection) => connection.req_packed_command(command).await,
+            Self::Single(connection) => command.query_async(connection).await,
+            Self::Cluster(connection) => command.query_async(connection).await,
         }
     }
 }
