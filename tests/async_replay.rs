@@ -255,6 +255,88 @@ async fn the_cache_reconnects_after_a_restart() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn an_insert_no_replica_acknowledged_is_refused() {
+    let Some(server) = RedisServer::start_or_skip("an_insert_no_replica_acknowledged_is_refused")
+    else {
+        return;
+    };
+    // The test server has no replica: `WAIT 1` counts none.
+    let waiting = AsyncRedisReplayCache::builder(server.client(), LIFETIME)
+        .connect_timeout(Duration::seconds(2))
+        .io_timeout(Duration::seconds(1))
+        .wait_for_replicas(1, Duration::milliseconds(50))
+        .build()
+        .expect("a valid configuration");
+    let key = ReplayKey::new("jkt", "unreplicated").unwrap();
+    let outcome = waiting.insert(&key).await;
+    assert!(
+        matches!(&outcome, Err(ReplayError::Unavailable(reason)) if reason.to_string().contains("replicas")),
+        "{outcome:?}"
+    );
+    // The entry was written all the same: the proof stays refused everywhere.
+    assert_eq!(
+        patient_cache(&server).insert(&key).await.unwrap(),
+        ReplayCheck::Replayed
+    );
+    let settings = AsyncRedisReplayCache::builder(server.client(), LIFETIME)
+        .wait_for_replicas(0, Duration::milliseconds(50))
+        .build();
+    assert!(settings.is_err(), "waiting for no replica is refused");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_error_reply_drops_the_connection() {
+    let Some(server) = RedisServer::start_or_skip("an_error_reply_drops_the_connection") else {
+        return;
+    };
+    let connections = || -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query(&mut server.admin())
+            .expect("INFO stats");
+        info.lines()
+            .find_map(|line| line.strip_prefix("total_connections_received:"))
+            .and_then(|count| count.trim().parse().ok())
+            .expect("a connection count")
+    };
+    let cache = AsyncRedisReplayCache::builder(server.client(), LIFETIME)
+        .connect_timeout(Duration::seconds(2))
+        .io_timeout(Duration::seconds(1))
+        .backoff(Duration::milliseconds(1), Duration::milliseconds(1))
+        .build()
+        .expect("a valid configuration");
+    let first = ReplayKey::new("jkt", "first").unwrap();
+    assert_eq!(cache.insert(&first).await.unwrap(), ReplayCheck::Fresh);
+
+    // The server turns into a replica (of nothing that answers), as a demoted primary does:
+    // writes get `READONLY`.
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(1)
+        .query(&mut server.admin())
+        .expect("REPLICAOF");
+    let key = ReplayKey::new("jkt", "while-read-only").unwrap();
+    assert!(
+        cache.insert(&key).await.is_err(),
+        "READONLY refuses the proof"
+    );
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut server.admin())
+        .expect("REPLICAOF NO ONE");
+
+    let before = connections();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(cache.insert(&key).await.unwrap(), ReplayCheck::Fresh);
+    // The admin connection of the count itself, and the cache's new one.
+    assert!(
+        connections() >= before + 2,
+        "the cache kept the connection that answered READONLY"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn the_in_memory_cache_is_an_async_cache_too() {
     let cache = Arc::new(
         InMemoryReplayCache::builder(LIFETIME)

@@ -35,6 +35,23 @@ const FAILOVER_TIMEOUT: StdDuration = StdDuration::from_secs(30);
 
 type Source = RedisNonceSource<Arc<ManualClock>>;
 
+/// A replay cache builder (sync or async) with the tests' prefix, timeouts and back-off, and
+/// with `wait`, waiting for one replica after each insert.
+macro_rules! tuned {
+    ($builder:expr, $wait:expr) => {{
+        let builder = $builder
+            .prefix(PREFIX)
+            .connect_timeout(Duration::milliseconds(200))
+            .io_timeout(Duration::milliseconds(200))
+            .backoff(Duration::milliseconds(50), Duration::milliseconds(500));
+        if $wait {
+            builder.wait_for_replicas(1, Duration::milliseconds(500))
+        } else {
+            builder
+        }
+    }};
+}
+
 /// Two replicas of an app: a nonce source and a replay cache each, on one clock, plus a replay
 /// cache that waits for one replica after each insert; and the same two caches for an async
 /// server, run on a runtime of their own.
@@ -65,31 +82,21 @@ impl App {
                 .expect("the source starts on the replicated Redis")
         };
         let cache = |wait: bool| {
-            let builder = RedisReplayCache::builder(endpoint.clone(), Duration::minutes(10))
-                .prefix(PREFIX)
-                .connections(2)
-                .connect_timeout(Duration::milliseconds(200))
-                .io_timeout(Duration::milliseconds(200))
-                .backoff(Duration::milliseconds(50), Duration::milliseconds(500));
-            let builder = if wait {
-                builder.wait_for_replicas(1, Duration::milliseconds(500))
-            } else {
-                builder
-            };
-            builder.build().expect("a replay cache")
+            tuned!(
+                RedisReplayCache::builder(endpoint.clone(), Duration::minutes(10)),
+                wait
+            )
+            .connections(2)
+            .build()
+            .expect("a replay cache")
         };
         let async_cache = |wait: bool| {
-            let builder = AsyncRedisReplayCache::builder(endpoint.clone(), Duration::minutes(10))
-                .prefix(PREFIX)
-                .connect_timeout(Duration::milliseconds(200))
-                .io_timeout(Duration::milliseconds(200))
-                .backoff(Duration::milliseconds(50), Duration::milliseconds(500));
-            let builder = if wait {
-                builder.wait_for_replicas(1, Duration::milliseconds(500))
-            } else {
-                builder
-            };
-            builder.build().expect("an async replay cache")
+            tuned!(
+                AsyncRedisReplayCache::builder(endpoint.clone(), Duration::minutes(10)),
+                wait
+            )
+            .build()
+            .expect("an async replay cache")
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -296,6 +303,32 @@ fn after_failover(app: &App, written: &Written) -> usize {
     lost
 }
 
+/// Inserts fresh keys from `key` until Redis answers (the cache may have to reconnect to the
+/// new primary first), and checks that the answer refuses the proof for want of an
+/// acknowledging replica. Any insert accepted on the way fails the test.
+fn refused_for_want_of_replicas(
+    which: &str,
+    mut key: impl FnMut() -> ReplayKey,
+    mut insert: impl FnMut(&ReplayKey) -> Result<ReplayCheck, ReplayError>,
+) {
+    let deadline = Instant::now() + StdDuration::from_secs(15);
+    loop {
+        match insert(&key()) {
+            Ok(check) => {
+                panic!("{which}: an insert no replica acknowledged was accepted: {check:?}")
+            }
+            Err(err) if err.to_string().contains("replicas acknowledged") => return,
+            Err(err) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "{which}: no answer from the new primary: {err}"
+                );
+                thread::sleep(StdDuration::from_millis(20));
+            }
+        }
+    }
+}
+
 /// Runs the traffic from `killed_at` while `wait` waits for the promotion; returns (failover
 /// time, convergence time).
 fn run_failover(
@@ -347,14 +380,10 @@ fn sentinel_failover_keeps_the_promises() {
     });
     let lost = after_failover(&app, &written);
     // The new primary has no replica left: an insert that waits for one is refused.
-    assert!(
-        app.waiting.insert(&random_key()).is_err(),
-        "an insert no replica acknowledged was accepted"
-    );
-    assert!(
-        app.insert_async(&app.async_waiting, &random_key()).is_err(),
-        "an async insert no replica acknowledged was accepted"
-    );
+    refused_for_want_of_replicas("sync", random_key, |key| app.waiting.insert(key));
+    refused_for_want_of_replicas("async", random_key, |key| {
+        app.insert_async(&app.async_waiting, key)
+    });
     say(&format!(
         "sentinel failover: replica promoted after {promoted:?}; both sources on one shared \
          nonce {converged:?} after the kill; {lost} of {} primary-only jtis lost",
@@ -408,27 +437,71 @@ fn cluster_failover_keeps_the_promises() {
     let lost = after_failover(&app, &written);
     let new_port = topology.primary_of_slot(slot).expect("a new primary");
     // The promoted replica has no replica of its own: an insert on its slots that waits for one
-    // is refused (two keys: a refused insert still leaves its entry on the primary).
-    let mut on_new_primary = (0..400).map(|_| random_key()).filter(|key| {
-        topology.primary_of_slot(topology.keyslot(&app.waiting.redis_key(key))) == Some(new_port)
+    // is refused.
+    let on_new_primary = || loop {
+        let key = random_key();
+        let redis_key = app.waiting.redis_key(&key);
+        if topology.primary_of_slot(topology.keyslot(&redis_key)) == Some(new_port) {
+            return key;
+        }
+    };
+    refused_for_want_of_replicas("sync", on_new_primary, |key| app.waiting.insert(key));
+    refused_for_want_of_replicas("async", on_new_primary, |key| {
+        app.insert_async(&app.async_waiting, key)
     });
-    let (sync_key, async_key) = (
-        on_new_primary.next().expect("a key on the new primary"),
-        on_new_primary
-            .next()
-            .expect("another key on the new primary"),
-    );
-    assert!(
-        app.waiting.insert(&sync_key).is_err(),
-        "an insert no replica acknowledged was accepted"
-    );
-    assert!(
-        app.insert_async(&app.async_waiting, &async_key).is_err(),
-        "an async insert no replica acknowledged was accepted"
-    );
     say(&format!(
         "cluster failover: replica promoted after {promoted:?}; both sources on one shared \
          nonce {converged:?} after the kill; {lost} of {} primary-only jtis lost",
         written.plain.len()
     ));
+}
+
+#[test]
+fn a_stalled_cluster_replica_does_not_stop_the_async_cache() {
+    let Some(topology) =
+        ClusterTopology::start_or_skip("a_stalled_cluster_replica_does_not_stop_the_async_cache")
+    else {
+        return;
+    };
+    let endpoint = RedisEndpoint::cluster(topology.urls()).expect("a cluster endpoint");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let cache = || {
+        tuned!(
+            AsyncRedisReplayCache::builder(endpoint.clone(), Duration::minutes(10)),
+            false
+        )
+        .build()
+        .expect("an async replay cache")
+    };
+    let before = cache();
+    let fresh = |cache: &AsyncRedisReplayCache| {
+        let deadline = Instant::now() + StdDuration::from_secs(15);
+        answered(deadline, || runtime.block_on(cache.insert(&random_key())))
+    };
+    assert_eq!(fresh(&before), ReplayCheck::Fresh);
+
+    let replica = topology
+        .cluster_nodes()
+        .into_iter()
+        .find(|node| !node.is_primary)
+        .expect("a replica")
+        .port;
+    let node = topology
+        .nodes
+        .iter()
+        .find(|node| node.port == replica)
+        .expect("the replica's process");
+    node.freeze(true);
+    // Writes go to the primaries, which all answer: a cache connected before the stall and one
+    // that connects during it both keep inserting.
+    let during = cache();
+    for cache in [&before, &during] {
+        for _ in 0..20 {
+            assert_eq!(fresh(cache), ReplayCheck::Fresh);
+        }
+    }
+    node.freeze(false);
 }

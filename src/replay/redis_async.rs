@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -34,20 +34,26 @@ use crate::source::redis::{Health, RedisEndpoint};
 ///
 /// Every insert resolves within `connect_timeout + 2 × io_timeout` (450 ms with the defaults);
 /// with [`wait_for_replicas`](AsyncRedisReplayCacheBuilder::wait_for_replicas), within
-/// `connect_timeout + 4 × io_timeout` plus the `WAIT` timeout. A connection is opened within
-/// `connect_timeout` (on Sentinel, asking the sentinels included), and the commands are given
-/// the rest; `tokio::time::timeout` enforces both and the whole. Any failure (Redis unreachable or paused, a timeout, an error
+/// `connect_timeout + 4 × io_timeout` plus the `WAIT` timeout. On a cluster, opening a
+/// connection (the seed nodes, the slot map, then every node) is given
+/// `2 × (connect_timeout + io_timeout)` instead of `connect_timeout`. A connection is opened
+/// within that (on Sentinel, asking the sentinels included), and the commands are given the
+/// rest; `tokio::time::timeout` enforces both and the whole, so an insert never waits longer,
+/// whatever the servers do. Any failure (Redis unreachable or paused, a timeout, an error
 /// reply, an answer that is neither `OK` nor nil, too few replicas) resolves to
 /// [`ReplayError::Unavailable`]: refuse the proof. A timed-out `SET` may still run in Redis
 /// later; the `jti` is then recorded, which only refuses a retry of the same proof.
 ///
-/// A connection that fails, times out or answers with an error is dropped and reopened by the
-/// next insert (one task opens it while the others wait, within their budget): on Sentinel, the
-/// reopening asks the sentinels for the primary again, so an insert after a failover reaches
-/// the promoted replica; a cluster connection follows `MOVED` by itself, and is rebuilt from
-/// the slot map after a failure. After a failure, a back-off runs (100 ms doubling to 2 s by
-/// default) during which inserts fail at once instead of each paying a timeout. When many
-/// tasks fail together on one connection, the back-off counts that as one failure.
+/// A connection to one server (standalone, or the primary Sentinel named) that fails, times
+/// out or answers with an error is dropped, and the next insert opens another (one task opens
+/// it while the others wait, within their budget): on Sentinel, that asks the sentinels for
+/// the primary again, so an insert after a failover reaches the promoted replica. A cluster
+/// connection is kept: the `redis` crate's cluster client follows `MOVED`, reconnects to a node
+/// that dropped and maps the slots again by itself; it is opened afresh from the seed nodes
+/// only when it reports that it cannot recover, or after three failed inserts in a row. After
+/// a failure, a back-off runs (100 ms doubling to 2 s by default) during which inserts fail at
+/// once instead of each paying a timeout. When many tasks fail together on one connection to
+/// one server, the back-off counts that as one failure.
 ///
 /// # Failover
 ///
@@ -89,6 +95,8 @@ pub struct AsyncRedisReplayCache {
     connection: Mutex<Option<(u64, AsyncLink)>>,
     /// Generations of connections opened so far.
     opened: AtomicU64,
+    /// Failed inserts in a row on the open connection.
+    strikes: AtomicU32,
     /// One task at a time opens a connection.
     connecting: tokio::sync::Mutex<()>,
     record: Record,
@@ -96,6 +104,10 @@ pub struct AsyncRedisReplayCache {
     lifetime: Duration,
     lifetime_ms: i64,
 }
+
+/// Failed inserts in a row after which even a cluster connection, which reconnects to its
+/// nodes by itself, is dropped and opened afresh from the seed nodes.
+const MAX_STRIKES: u32 = 3;
 
 /// Why an insert did not get an answer from Redis. `counted` is `false` when another task
 /// already reported the failure of the same connection to the back-off.
@@ -203,11 +215,23 @@ impl AsyncRedisReplayCache {
         }
     }
 
+    /// The longest opening a connection may take: `connect_timeout`, or for a cluster (whose
+    /// client connects to the seed nodes, reads the slot map, then connects to every node)
+    /// twice the connect timeout and twice the read timeout.
+    fn open_budget(&self) -> std::time::Duration {
+        let connect = self.config.connect_timeout;
+        if self.endpoint.deployment() == "cluster" {
+            connect
+                .saturating_add(self.config.read_timeout())
+                .saturating_mul(2)
+        } else {
+            connect
+        }
+    }
+
     /// The longest an insert may take in all.
     fn budget(&self) -> std::time::Duration {
-        self.config
-            .connect_timeout
-            .saturating_add(self.round_trip())
+        self.open_budget().saturating_add(self.round_trip())
     }
 
     async fn insert_key(&self, redis_key: String) -> Result<ReplayCheck, ReplayError> {
@@ -245,23 +269,34 @@ impl AsyncRedisReplayCache {
             ),
         )
         .await;
-        match reply {
-            Ok(Ok(replies)) => Ok(replies),
-            // Any error, a reply included (a demoted primary answers `READONLY`): start afresh,
-            // so that the next insert finds the current primary.
-            Ok(Err(err)) => {
-                let counted = self.forget(generation);
-                Err(Failure::new(err, counted))
+        let (err, cause): (
+            Option<redis::RedisError>,
+            Box<dyn std::error::Error + Send + Sync>,
+        ) = match reply {
+            Ok(Ok(replies)) => {
+                self.strikes.store(0, Ordering::Release);
+                return Ok(replies);
             }
-            Err(_) => {
-                // A reply may still come, but the server is slow or gone: start afresh.
-                let counted = self.forget(generation);
-                Err(Failure::new(
-                    "Redis did not answer SET NX within the round-trip timeout",
-                    counted,
-                ))
-            }
-        }
+            Ok(Err(err)) => (Some(err.clone()), Box::new(err)),
+            // A reply may still come, but the server is slow or gone.
+            Err(_) => (
+                None,
+                "Redis did not answer SET NX within the round-trip timeout".into(),
+            ),
+        };
+        // A cluster connection heals itself, unless it says it cannot or keeps failing. Any
+        // other connection starts afresh, after any error (a demoted primary answers
+        // `READONLY`), so that the next insert finds the current primary.
+        let strikes = self
+            .strikes
+            .fetch_add(1, Ordering::AcqRel)
+            .saturating_add(1);
+        let counted = if connection.heals_after(err.as_ref()) && strikes < MAX_STRIKES {
+            true
+        } else {
+            self.forget(generation)
+        };
+        Err(Failure { cause, counted })
     }
 
     /// The open connection, or a new one: one task opens it, the others wait for it.
@@ -278,7 +313,7 @@ impl AsyncRedisReplayCache {
             return Err(Failure::new(backing_off_message(), false));
         }
         let opened = tokio::time::timeout(
-            self.config.connect_timeout,
+            self.open_budget(),
             self.endpoint
                 .connect_async(self.config.connect_timeout, self.config.read_timeout()),
         )
@@ -294,6 +329,7 @@ impl AsyncRedisReplayCache {
             }
         };
         let generation = self.opened.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        self.strikes.store(0, Ordering::Release);
         *self.connection.lock() = Some((generation, connection.clone()));
         Ok((generation, connection))
     }
@@ -401,6 +437,7 @@ impl AsyncRedisReplayCacheBuilder {
             wait: self.wait,
             connection: Mutex::new(None),
             opened: AtomicU64::new(0),
+            strikes: AtomicU32::new(0),
             connecting: tokio::sync::Mutex::new(()),
             record: Record::new(connector),
             prefix: self.prefix,

@@ -67,6 +67,17 @@ impl Node {
         }
     }
 
+    /// `SIGSTOP` (`true`) or `SIGCONT` (`false`): a node that hangs without dying.
+    pub fn freeze(&self, frozen: bool) {
+        if let Some(child) = &self.child {
+            let signal = if frozen { "-STOP" } else { "-CONT" };
+            let status = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
+            assert!(status.is_ok_and(|status| status.success()), "kill {signal}");
+        }
+    }
+
     /// A fresh admin connection with generous timeouts; `None` when the node does not answer.
     pub fn admin(&self) -> Option<Connection> {
         let client = Client::open(self.url()).ok()?;

@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Cmd, ErrorKind, RedisError, RedisResult, Value};
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisResult, Value};
 
 use crate::error::ConfigError;
 use crate::replay::{ReplayCheck, ReplayError};
@@ -48,10 +47,13 @@ impl WaitForReplicas {
     }
 }
 
-/// `SET key 1 NX PX lifetime_ms`, and with `wait`, `WAIT replicas timeout` on the node that
-/// took the write: in the same round trip on one server, on the key's primary in a cluster
-/// (only after a fresh insert: a replayed one is refused anyway). Returns the `SET` reply and
-/// the number of replicas `WAIT` counted.
+/// `SET key 1 NX PX lifetime_ms`, and with `wait`, `WAIT replicas timeout` right after it.
+/// Returns the `SET` reply and the number of replicas `WAIT` counted.
+///
+/// `WAIT` counts the replicas that acknowledged the writes sent before it *on the same
+/// connection*, so both go in one request: in a cluster, the request is routed by the `SET`'s
+/// key, and a retry (after `MOVED`, or a dropped node connection) sends both again, never the
+/// `WAIT` alone to another node. A `SET NX` sent again answers nil, which refuses the proof.
 pub(in crate::replay) fn set_nx(
     connection: &mut Link,
     key: &str,
@@ -62,26 +64,14 @@ pub(in crate::replay) fn set_nx(
     let Some(wait) = wait else {
         return Ok((set.query(connection.as_dyn())?, None));
     };
-    match connection {
-        Link::Single(connection) => {
-            let replies: Vec<Value> = redis::pipe()
-                .add_command(set)
-                .add_command(wait.command())
-                .query(connection)?;
-            split(replies)
-        }
-        Link::Cluster(connection) => {
-            let set_reply: Value = set.query(connection.as_mut())?;
-            if set_reply == Value::Nil {
-                return Ok((set_reply, None));
-            }
-            let acked = connection.route_command(&wait.command(), primary_of(key))?;
-            Ok((set_reply, Some(count(acked)?)))
-        }
-    }
+    // The cluster connection takes no `Pipeline::query` (it would split a pipeline by slot),
+    // but routes one packed request by its first command's key.
+    let packed = wait.after(set).get_packed_pipeline();
+    split(connection.as_dyn().req_packed_commands(&packed, 0, 2)?)
 }
 
-/// [`set_nx`] on an async connection.
+/// [`set_nx`] on an async connection; the cluster client routes the pipeline by its first
+/// command's key as a whole.
 #[cfg(feature = "tokio")]
 pub(in crate::replay) async fn set_nx_async(
     connection: &mut AsyncLink,
@@ -93,27 +83,7 @@ pub(in crate::replay) async fn set_nx_async(
     let Some(wait) = wait else {
         return Ok((connection.send(&set).await?, None));
     };
-    match connection {
-        AsyncLink::Single(connection) => {
-            let replies: Vec<Value> = redis::pipe()
-                .add_command(set)
-                .add_command(wait.command())
-                .query_async(connection)
-                .await?;
-            split(replies)
-        }
-        AsyncLink::Cluster(connection) => {
-            let set_reply =
-                redis::aio::ConnectionLike::req_packed_command(connection, &set).await?;
-            if set_reply == Value::Nil {
-                return Ok((set_reply, None));
-            }
-            let acked = connection
-                .route_command(wait.command(), primary_of(key))
-                .await?;
-            Ok((set_reply, Some(count(acked)?)))
-        }
-    }
+    split(connection.send_pipeline(&wait.after(set)).await?)
 }
 
 fn set_command(key: &str, lifetime_ms: i64) -> Cmd {
@@ -128,21 +98,26 @@ impl WaitForReplicas {
         wait.arg(self.replicas).arg(self.timeout_ms);
         wait
     }
+
+    /// `command` and then `WAIT`, in one request.
+    fn after(&self, command: Cmd) -> Pipeline {
+        let mut pipeline = redis::pipe();
+        pipeline.add_command(command).add_command(self.command());
+        pipeline
+    }
 }
 
-/// `WAIT` names no key: it goes to the primary of the key's slot, the node that took the write
-/// over the same cluster connection.
-fn primary_of(key: &str) -> RoutingInfo {
-    let route = Route::with_key(key, SlotAddr::Master);
-    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route))
-}
-
-/// The replies to the `SET` and `WAIT` pipeline.
+/// The replies to the `SET` and `WAIT` request: an error reply in either is an error, and so
+/// is a missing reply.
 fn split(replies: Vec<Value>) -> RedisResult<(Value, Option<i64>)> {
-    let mut replies = replies.into_iter();
-    let set_reply = replies.next().unwrap_or(Value::Nil);
-    let acked = replies.next().map(count).transpose()?;
-    Ok((set_reply, acked))
+    let mut replies = replies.into_iter().map(Value::extract_error);
+    match (replies.next(), replies.next(), replies.next()) {
+        (Some(set_reply), Some(acked), None) => Ok((set_reply?, Some(count(acked?)?))),
+        _ => Err(RedisError::from((
+            ErrorKind::Parse,
+            "Redis did not answer SET and WAIT with two replies",
+        ))),
+    }
 }
 
 /// The reply to `WAIT`: the number of replicas that acknowledged.
@@ -223,6 +198,29 @@ mod tests {
             ..ONE
         };
         assert!(instant.check().is_err());
+    }
+
+    #[test]
+    fn two_replies_or_an_error() {
+        assert_eq!(
+            split(vec![Value::Okay, Value::Int(1)]).ok(),
+            Some((Value::Okay, Some(1)))
+        );
+        assert_eq!(
+            split(vec![Value::Nil, Value::Int(0)]).ok(),
+            Some((Value::Nil, Some(0)))
+        );
+        for short in [
+            vec![],
+            vec![Value::Okay],
+            vec![Value::Okay, Value::Int(1), Value::Nil],
+        ] {
+            assert!(split(short).is_err());
+        }
+        let readonly = redis::parse_redis_value(b"-READONLY replica\r\n").expect("an error reply");
+        assert!(matches!(readonly, Value::ServerError(_)));
+        assert!(split(vec![readonly.clone(), Value::Int(1)]).is_err());
+        assert!(split(vec![Value::Okay, readonly]).is_err());
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! [`Discovery`]: one `redis` crate [`SentinelClient`], shared by the synchronous connections
 //! and the async ones of every clone of a [`RedisEndpoint`](super::RedisEndpoint).
 //!
-//! Asking the sentinels for the primary needs the client mutably. A synchronous caller holds
-//! the lock for the whole discovery, as it always has. An async caller cannot hold a lock
-//! across an `.await`: it takes the client out of its slot, asks the sentinels without any lock
-//! held, and puts it back when done, or when its future is dropped (a timeout). A caller that
-//! finds the slot empty waits, briefly and within its own time bound, for the client to come
-//! back. Discovery runs only when a connection is opened, so the two rarely meet.
+//! Asking the sentinels for the primary needs the client mutably, and may take long (the
+//! Sentinel client sets no timeouts of its own). So no lock is held while it runs: a caller
+//! takes the client out of its slot under a short lock, asks the sentinels, and puts it back
+//! when done, or when its future is dropped (a timeout). A caller that finds the slot empty
+//! waits for the client to come back, within its own time bound: a thread sleeps in short
+//! steps, up to the wait it was given; a task sleeps on the runtime. Discovery runs only when
+//! a connection is opened, so two callers rarely meet.
 
 use std::time::{Duration, Instant};
 
@@ -30,20 +31,21 @@ impl Discovery {
     }
 
     /// A client for the current primary, asked of the sentinels on this thread. Waits at most
-    /// `wait` for a client lent out to an async discovery.
+    /// `wait` for a client lent out to another discovery.
     pub(crate) fn primary(&self, wait: Duration) -> RedisResult<Client> {
         let deadline = Instant::now() + wait;
-        loop {
-            let mut slot = self.slot.lock();
-            if let Some(client) = slot.as_mut() {
-                return client.get_client();
+        let mut loan = loop {
+            if let Some(loan) = self.lend() {
+                break loan;
             }
-            drop(slot);
             if Instant::now() >= deadline {
                 return Err(lent_out());
             }
             std::thread::sleep(LENT_OUT_POLL);
-        }
+        };
+        loan.client
+            .as_mut()
+            .map_or_else(|| Err(lent_out()), SentinelClient::get_client)
     }
 
     /// A client for the current primary, asked of the sentinels without blocking the runtime.
@@ -62,7 +64,7 @@ impl Discovery {
         }
     }
 
-    #[cfg(feature = "tokio")]
+    /// The client, taken out of its slot; `None` while another caller has it.
     fn lend(&self) -> Option<Loan<'_>> {
         let client = self.slot.lock().take()?;
         Some(Loan {
@@ -73,13 +75,11 @@ impl Discovery {
 }
 
 /// The client taken out of its slot; put back on drop, whatever ended the discovery.
-#[cfg(feature = "tokio")]
 struct Loan<'a> {
     home: &'a Discovery,
     client: Option<SentinelClient>,
 }
 
-#[cfg(feature = "tokio")]
 impl Drop for Loan<'_> {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
@@ -95,7 +95,7 @@ fn lent_out() -> RedisError {
     ))
 }
 
-#[cfg(all(test, feature = "tokio"))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use redis::sentinel::SentinelServerType;
@@ -126,6 +126,7 @@ mod tests {
         assert!(discovery.lend().is_some(), "back in its slot");
     }
 
+    #[cfg(feature = "tokio")]
     #[tokio::test]
     async fn a_cancelled_discovery_puts_the_client_back() {
         // A "sentinel" that accepts connections and never answers.
@@ -145,6 +146,53 @@ mod tests {
         assert!(discovery.lend().is_some(), "the client is back in its slot");
     }
 
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn a_hung_sync_discovery_does_not_block_an_async_one() {
+        // A "sentinel" that accepts connections and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let address = format!("redis://{}", silent.local_addr().expect("an address"));
+        let client = SentinelClient::build(
+            vec![address],
+            "mymaster".to_owned(),
+            None,
+            SentinelServerType::Master,
+        )
+        .expect("an address");
+        let discovery = std::sync::Arc::new(Discovery::new(client));
+        let hung = {
+            let discovery = std::sync::Arc::clone(&discovery);
+            std::thread::spawn(move || discovery.primary(Duration::from_secs(5)))
+        };
+        while discovery.slot.lock().is_some() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The sync discovery has the client and waits on the silent sentinel. An async
+        // discovery on a runtime must stay cancellable by its timeout.
+        let (done, outcome) = std::sync::mpsc::channel();
+        let asker = {
+            let discovery = std::sync::Arc::clone(&discovery);
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .expect("a runtime");
+                let asked = runtime.block_on(async {
+                    tokio::time::timeout(Duration::from_millis(50), discovery.primary_async()).await
+                });
+                let _ = done.send(asked.is_err());
+            })
+        };
+        let timed_out = outcome.recv_timeout(Duration::from_secs(3));
+        // Ends the hung discovery: its pending connection is reset.
+        drop(silent);
+        assert_eq!(timed_out, Ok(true), "the async discovery was blocked");
+        asker.join().expect("the asking thread");
+        let hung = hung.join().expect("the hung thread");
+        assert!(hung.is_err(), "no primary from a silent sentinel");
+    }
+
+    #[cfg(feature = "tokio")]
     #[tokio::test]
     async fn an_async_discovery_waits_for_a_lent_client() {
         let discovery = discovery();

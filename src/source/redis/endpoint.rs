@@ -27,9 +27,10 @@ const CLUSTER_RETRIES: u32 = 2;
 const CLUSTER_RETRY_WAIT_MS: (u64, u64) = (10, 50);
 
 /// Where Redis is: a standalone server, a primary discovered through Redis Sentinel, or a Redis
-/// Cluster. Accepted by [`RedisNonceSource::builder`](super::RedisNonceSource::builder) and
-/// [`RedisReplayCache::builder`](crate::replay::RedisReplayCache::builder); a
-/// [`redis::Client`](Client) converts into the standalone form, so existing code keeps working.
+/// Cluster. Accepted by [`RedisNonceSource::builder`](super::RedisNonceSource::builder),
+/// [`RedisReplayCache::builder`](crate::replay::RedisReplayCache::builder) and, with feature
+/// `tokio`, `AsyncRedisReplayCache::builder`; a [`redis::Client`](Client) converts into the
+/// standalone form, so existing code keeps working.
 ///
 /// Cloning is cheap and shares the underlying client (for Sentinel, one discovery client).
 ///
@@ -81,8 +82,9 @@ const CLUSTER_RETRY_WAIT_MS: (u64, u64) = (10, 50);
 /// primary that accepts connections but never answers can hold that reconnect until the
 /// operating system gives up. Sentinels that are down (connection refused) cost nothing; give
 /// `set_client_to_sentinel_tcp_settings` a TCP user timeout on the
-/// [`SentinelClientBuilder`](redis::sentinel::SentinelClientBuilder) if hung hosts matter. In
-/// a cluster, one call may map the slots again and reconnect to several nodes, each bounded by
+/// [`SentinelClientBuilder`](redis::sentinel::SentinelClientBuilder) if hung hosts matter. The
+/// async replay cache asks the sentinels through the same client, without blocking the
+/// runtime, and bounds that by its connect timeout like any other connect. In a cluster, one call may map the slots again and reconnect to several nodes, each bounded by
 /// `connect_timeout` and `io_timeout`, with at most two retries that sleep 10 to 50 ms.
 #[derive(Clone)]
 pub struct RedisEndpoint {

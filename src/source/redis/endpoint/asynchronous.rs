@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike as _, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
 use redis::cluster::ClusterConfig;
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, Cmd, RedisResult, Value};
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisResult, Value};
 
 use super::{Kind, RedisEndpoint};
 
@@ -21,9 +21,9 @@ pub(crate) enum AsyncLink {
 
 impl RedisEndpoint {
     /// Opens an async connection to the current primary (standalone, Sentinel) or to the
-    /// cluster. `connect_timeout` bounds each socket connect; in a cluster, `response_timeout`
-    /// bounds each reply the cluster client waits for. The caller bounds the whole call (the
-    /// Sentinel client sets no timeouts of its own).
+    /// cluster. `connect_timeout` bounds the connect to one server, and in a cluster each node
+    /// connect, where `response_timeout` bounds each reply the cluster client waits for. The
+    /// caller bounds the whole call: the Sentinel client sets no timeouts of its own.
     pub(crate) async fn connect_async(
         &self,
         connect_timeout: Duration,
@@ -60,11 +60,32 @@ impl RedisEndpoint {
 }
 
 impl AsyncLink {
-    /// Sends one command (routed by its key in a cluster) and reads its reply.
+    /// Sends a pipeline and reads its replies; in a cluster, the whole pipeline goes to the node
+    /// of its first command's key. An error reply in it is an `Err`.
+    pub(crate) async fn send_pipeline(&mut self, pipeline: &Pipeline) -> RedisResult<Vec<Value>> {
+        match self {
+            Self::Single(connection) => pipeline.query_async(connection).await,
+            Self::Cluster(connection) => pipeline.query_async(connection).await,
+        }
+    }
+
+    /// `true` when the connection can be kept after a failed call (`err`, or `None` for a
+    /// timeout): a cluster connection reconnects to its nodes and maps the slots again by
+    /// itself, unless the error says it cannot. A connection to one server is always dropped,
+    /// so that the next call finds the current primary.
+    pub(crate) fn heals_after(&self, err: Option<&RedisError>) -> bool {
+        match self {
+            Self::Single(_) => false,
+            Self::Cluster(_) => err.is_none_or(|err| !err.is_unrecoverable_error()),
+        }
+    }
+
+    /// Sends one command (routed by its key in a cluster) and reads its reply. An error reply
+    /// (`READONLY` from a demoted primary, say) is an `Err`, as for the synchronous calls.
     pub(crate) async fn send(&mut self, command: &Cmd) -> RedisResult<Value> {
         match self {
-            Self::Single(connection) => connection.req_packed_command(command).await,
-            Self::Cluster(connection) => connection.req_packed_command(command).await,
+            Self::Single(connection) => command.query_async(connection).await,
+            Self::Cluster(connection) => command.query_async(connection).await,
         }
     }
 }
