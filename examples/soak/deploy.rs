@@ -1,5 +1,5 @@
-//! The Redis deployment of a run: one `redis-server` (`procs::Redis`, started again empty after
-//! a kill), or one of the replicated deployments of `tests/support/redis_topology.rs`, the code
+//! The Redis deployment of a run: one `redis-server` (`procs::Redis`, started again after a
+//! kill, from its append-only file or empty), or one of the replicated deployments of `tests/support/redis_topology.rs`, the code
 //! the failover tests use: a primary with one replica and three sentinels, or a Redis Cluster
 //! of three primaries with one replica each. After a kill, a replicated deployment fails over
 //! on its own; nothing is restarted.
@@ -52,8 +52,9 @@ impl Topology {
     }
 
     /// What follows a kill, for the summary.
-    pub fn recovery(self) -> &'static str {
+    pub fn recovery(self, durable: bool) -> &'static str {
         match self {
+            Self::Standalone if durable => "restarted from its append-only file",
             Self::Standalone => "restarted empty",
             Self::Sentinel | Self::Cluster => "replica promoted",
         }
@@ -79,9 +80,15 @@ pub struct Kill {
 
 impl Deployment {
     /// Starts `topology` and waits until it is ready (blocking: seconds for a cluster).
-    pub fn start(topology: Topology, redis_server: &Path, dir: &Path) -> Result<Self, String> {
+    /// `durable` (standalone only): Redis keeps every acknowledged write across a restart.
+    pub fn start(
+        topology: Topology,
+        redis_server: &Path,
+        dir: &Path,
+        durable: bool,
+    ) -> Result<Self, String> {
         match topology {
-            Topology::Standalone => Redis::start(redis_server, dir).map(Self::Standalone),
+            Topology::Standalone => Redis::start(redis_server, dir, durable).map(Self::Standalone),
             // The topology code panics when a deployment does not come up; the panic message,
             // printed by the default hook, says why.
             Topology::Sentinel => catch_unwind(SentinelTopology::start)

@@ -48,8 +48,11 @@
 //! With `--kill-redis`, Redis is killed (SIGKILL) at `--kill-at` seconds (default: half the
 //! duration standalone, a third with Sentinel or Cluster, whose failovers take longer):
 //!
-//! - standalone: the server, started again, empty, on the same port `--redis-down` seconds
-//!   (default 1) later;
+//! - standalone: the server, started again on the same port and files `--redis-down` seconds
+//!   (default 1) later. It runs with an append-only file and `appendfsync always` (the
+//!   configuration the crate's docs ask of a replay cache's Redis), so the restart keeps every
+//!   write it acknowledged; `--no-persistence` runs it without, so the restart comes back
+//!   empty;
 //! - Sentinel: the primary; the sentinels promote the replica;
 //! - Cluster: the primary serving the slot of the authorization server's nonce key for the
 //!   current window (`dpop-demo:as:nonce:{window}`); the cluster promotes its replica.
@@ -67,9 +70,11 @@
 //! recovery and its first dance that passed since (again, up to five sends, while the answer
 //! is that the replay cache could not be reached), and at the end the run asks Redis whether
 //! that proof's `jti` is still recorded. Both are reported (`across_restart`,
-//! `jti_before_kill`), not checked: a Redis restarted empty has forgotten every `jti`, and a
-//! primary acknowledges an insert before its replica has it, so a failover can lose the last
-//! inserts (the documented limit of a replay cache that does not wait for replicas).
+//! `jti_before_kill`). On a durable standalone server both are checked: no such proof may be
+//! accepted again, and no such `jti` may be gone. Otherwise they are not: a Redis restarted
+//! empty (`--no-persistence`) has forgotten every `jti`, and a primary acknowledges an insert
+//! before its replica has it, so a failover can lose the last inserts (the documented limit of
+//! a replay cache that does not wait for replicas).
 //!
 //! When a Redis binary the topology needs is missing, the soak says so loudly and exits 0,
 //! unless the `CI` variable is set (non-empty): then it fails.
@@ -128,7 +133,7 @@ usage: soak [--server PATH] [--topology standalone|sentinel|cluster]
             [--duration SECONDS] [--rotation SECONDS] [--resources N]
             [--replay-every N] [--unknown-every N] [--max-attempts N]
             [--derived] [--memory] [--kill-redis] [--kill-at SECONDS]
-            [--redis-down SECONDS] [--failover-bound SECONDS]
+            [--redis-down SECONDS] [--no-persistence] [--failover-bound SECONDS]
             [--server-arg ARG]... [--json PATH]";
 
 struct Args {
@@ -150,6 +155,8 @@ struct Args {
     kill_at: Option<Duration>,
     /// Standalone only.
     redis_down: Option<Duration>,
+    /// Standalone only: Redis without its append-only file, so a restart comes back empty.
+    no_persistence: bool,
     failover_bound: Option<Duration>,
     server_args: Vec<String>,
     json: Option<PathBuf>,
@@ -193,6 +200,7 @@ fn parse_args() -> Result<Args, String> {
         kill_redis: false,
         kill_at: None,
         redis_down: None,
+        no_persistence: false,
         failover_bound: None,
         server_args: Vec::new(),
         json: None,
@@ -203,6 +211,7 @@ fn parse_args() -> Result<Args, String> {
             "--derived" => args.derived = true,
             "--memory" => args.memory = true,
             "--kill-redis" => args.kill_redis = true,
+            "--no-persistence" => args.no_persistence = true,
             "--help" | "-h" => return Err(USAGE.to_owned()),
             _ => {
                 let value = argv
@@ -216,10 +225,10 @@ fn parse_args() -> Result<Args, String> {
         return Err("--memory runs without Redis: no --derived, --kill-redis or --topology".into());
     }
     if args.topology != Topology::Standalone
-        && (args.redis_server.is_some() || args.redis_down.is_some())
+        && (args.redis_server.is_some() || args.redis_down.is_some() || args.no_persistence)
     {
         return Err(format!(
-            "--redis-server and --redis-down are for the standalone topology; {} runs the \
+            "--redis-server, --redis-down and --no-persistence are for the standalone topology; {} runs the \
              Redis binaries on PATH and fails over instead of restarting",
             args.topology.name()
         ));
@@ -327,7 +336,8 @@ fn mode(args: &Args) -> String {
     }
     if args.kill_redis {
         mode.push_str(match args.topology {
-            Topology::Standalone => ", Redis killed and restarted",
+            Topology::Standalone if args.no_persistence => ", Redis killed and restarted empty",
+            Topology::Standalone => ", Redis killed and restarted from its append-only file",
             Topology::Sentinel | Topology::Cluster => ", primary killed, failed over",
         });
     }
@@ -396,10 +406,12 @@ async fn run(args: Args) -> Result<bool, String> {
             .clone()
             .unwrap_or_else(|| PathBuf::from("redis-server"));
         let path = dir.path().to_owned();
-        let started =
-            tokio::task::spawn_blocking(move || Deployment::start(topology, &redis_server, &path))
-                .await
-                .map_err(|err| format!("the Redis start-up task failed: {err}"))??;
+        let no_persistence = args.no_persistence;
+        let started = tokio::task::spawn_blocking(move || {
+            Deployment::start(topology, &redis_server, &path, !no_persistence)
+        })
+        .await
+        .map_err(|err| format!("the Redis start-up task failed: {err}"))??;
         Some(started)
     };
     let mut server_args: Vec<String> = vec![
@@ -482,7 +494,7 @@ async fn run(args: Args) -> Result<bool, String> {
         failover = Some(Failover {
             killed_at: kill.at,
             recovered_at,
-            recovery: args.topology.recovery(),
+            recovery: args.topology.recovery(!args.no_persistence),
             killed_port: kill.port,
             key: kill.key,
             bound: args.failover_bound(),
@@ -540,6 +552,10 @@ async fn run(args: Args) -> Result<bool, String> {
         rotation_s: args.rotation,
         replay_every: args.replay_every,
         unknown_every: args.unknown_every,
+        // Only a durable server restarted in place promises that no acknowledged `jti` is lost.
+        keeps_every_jti: args.kill_redis
+            && args.topology == Topology::Standalone
+            && !args.no_persistence,
     };
     let report = report::build(
         &setup,

@@ -75,25 +75,28 @@ pub fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// A `redis-server` on a loopback port, without persistence, that can be killed and started
-/// again, empty, on the same port.
+/// A `redis-server` on a loopback port that can be killed and started again on the same port:
+/// durable (an append-only file, `fsync` on every write, so a restart keeps every write it
+/// acknowledged), or without persistence (a restart comes back empty).
 pub struct Redis {
     binary: PathBuf,
     dir: PathBuf,
     port: u16,
     child: Option<Child>,
     starts: u32,
+    durable: bool,
 }
 
 impl Redis {
     /// Starts a server with its files in `dir` and waits until it answers `PING`.
-    pub fn start(binary: &Path, dir: &Path) -> Result<Self, String> {
+    pub fn start(binary: &Path, dir: &Path, durable: bool) -> Result<Self, String> {
         let mut redis = Self {
             binary: binary.to_owned(),
             dir: dir.to_owned(),
             port: free_port()?,
             child: None,
             starts: 0,
+            durable,
         };
         redis.spawn()?;
         Ok(redis)
@@ -116,7 +119,8 @@ impl Redis {
         }
     }
 
-    /// Starts the server again on the same port, with an empty data set, and waits for `PING`.
+    /// Starts the server again on the same port and files (empty without persistence), and
+    /// waits for `PING`.
     pub fn restart(&mut self) -> Result<(), String> {
         self.kill();
         self.spawn()
@@ -129,7 +133,13 @@ impl Redis {
         let child = Command::new(&self.binary)
             .args(["--bind", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
-            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .args(["--save", ""])
+            .args(if self.durable {
+                ["--appendonly", "yes", "--appendfsync", "always"].as_slice()
+            } else {
+                ["--appendonly", "no"].as_slice()
+            })
+            .arg("--dir")
             .arg(&self.dir)
             .stdin(Stdio::null())
             .stdout(output)

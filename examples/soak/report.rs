@@ -43,6 +43,9 @@ pub struct Setup {
     pub rotation_s: u32,
     pub replay_every: u64,
     pub unknown_every: u64,
+    /// The kill cannot lose an acknowledged `jti` (a durable server restarted in place): a
+    /// proof accepted before the kill and accepted again after it is a violation.
+    pub keeps_every_jti: bool,
 }
 
 /// The summary as JSON, its text form, and the invariants that failed (none: the run passes).
@@ -278,6 +281,30 @@ pub fn build(
             twice_accepted.len()
         ));
     }
+    if setup.keeps_every_jti {
+        let again = across_restart.iter().filter(|p| p.accepted).count();
+        if again > 0 {
+            violations.push(format!(
+                "{again} proofs accepted before the kill were accepted again after the restart"
+            ));
+        }
+        let lost = logs
+            .iter()
+            .filter_map(|log| log.before_kill_replay_key.as_ref())
+            .filter(|key| held.get(*key).copied().flatten() == Some(false))
+            .count();
+        if lost > 0 {
+            violations.push(format!(
+                "{lost} jtis recorded before the kill were gone after the restart"
+            ));
+        }
+        if across_restart.is_empty() {
+            violations.push(
+                "no proof accepted before the kill was sent again: the check did not run"
+                    .to_owned(),
+            );
+        }
+    }
     if !unknown_accepted.is_empty() {
         violations.push(format!(
             "{} proofs with unknown nonces were accepted",
@@ -401,15 +428,17 @@ pub fn build(
     }
     if let Some(f) = failover {
         let accepted = across_restart.iter().filter(|p| p.accepted).count();
-        let why = if f.recovery == "restarted empty" {
-            "Redis came back empty"
+        let why = if setup.keeps_every_jti {
+            "checked: Redis keeps every acknowledged write"
+        } else if f.recovery == "restarted empty" {
+            "not checked: Redis came back empty"
         } else {
-            "the primary acknowledges an insert before its replica has it"
+            "not checked: the primary acknowledges an insert before its replica has it"
         };
         let _ = writeln!(
             text,
             "  across     {} proofs accepted before the kill sent again after the recovery, \
-             {accepted} accepted again (not checked: {why}) ({})",
+             {accepted} accepted again ({why}) ({})",
             across_restart.len(),
             answers_text(&count_answers(&across_restart))
         );

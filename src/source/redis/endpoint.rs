@@ -57,8 +57,11 @@ const CLUSTER_RETRY_WAIT_MS: (u64, u64) = (10, 50);
 /// - **A replay entry** (`jti`) lost that way lets the same proof pass once more on the new
 ///   primary while its nonce is still accepted. To close that window, ask the replay cache to
 ///   wait for replicas after each insert
-///   ([`wait_for_replicas`](crate::replay::RedisReplayCacheBuilder::wait_for_replicas), Redis
-///   `WAIT`): an insert that fewer replicas acknowledged in time refuses the proof.
+///   ([`wait_for_replicas`](crate::replay::RedisReplayCacheBuilder::wait_for_replicas) on the
+///   sync cache, the same setting on the async one; Redis `WAIT`, sent with the insert to the
+///   node that takes it): an insert that fewer replicas acknowledged in time refuses the
+///   proof. Give each primary two replicas: a promoted replica then still has one to wait for,
+///   and inserts go on after a failover.
 /// - **A nonce key** lost that way is re-created: the first source to fetch or
 ///   [re-read](super::RedisNonceSource::recheck_interval) the window after the failover writes
 ///   its cached value back with `SET NX`, and every source converges on the one value in Redis.
