@@ -458,7 +458,7 @@ fn cluster_failover_keeps_the_promises() {
 
 #[test]
 fn a_stalled_cluster_replica_does_not_stop_the_async_cache() {
-    let Some(topology) =
+    let Some(mut topology) =
         ClusterTopology::start_or_skip("a_stalled_cluster_replica_does_not_stop_the_async_cache")
     else {
         return;
@@ -492,9 +492,9 @@ fn a_stalled_cluster_replica_does_not_stop_the_async_cache() {
     let node = topology
         .nodes
         .iter()
-        .find(|node| node.port == replica)
+        .position(|node| node.port == replica)
         .expect("the replica's process");
-    node.freeze(true);
+    topology.nodes[node].freeze(true);
     // Writes go to the primaries, which all answer: a cache connected before the stall and one
     // that connects during it both keep inserting.
     let during = cache();
@@ -503,5 +503,71 @@ fn a_stalled_cluster_replica_does_not_stop_the_async_cache() {
             assert_eq!(fresh(cache), ReplayCheck::Fresh);
         }
     }
-    node.freeze(false);
+    topology.nodes[node].freeze(false);
+}
+
+#[test]
+fn the_async_cache_leaves_a_hung_cluster_primary_behind() {
+    let Some(mut topology) =
+        ClusterTopology::start_or_skip("the_async_cache_leaves_a_hung_cluster_primary_behind")
+    else {
+        return;
+    };
+    let endpoint = RedisEndpoint::cluster(topology.urls()).expect("a cluster endpoint");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let cache = tuned!(
+        AsyncRedisReplayCache::builder(endpoint, Duration::minutes(10)),
+        false
+    )
+    .build()
+    .expect("an async replay cache");
+    let insert = |key: &ReplayKey| runtime.block_on(cache.insert(key));
+    // Keys on the slots of the primary that will hang, and keys elsewhere.
+    let probe = random_key();
+    let slot = topology.keyslot(&cache.redis_key(&probe));
+    let hung_port = topology.primary_of_slot(slot).expect("a primary");
+    let on = |wanted: bool| loop {
+        let key = random_key();
+        let port = topology.primary_of_slot(topology.keyslot(&cache.redis_key(&key)));
+        if (port == Some(hung_port)) == wanted {
+            return key;
+        }
+    };
+    assert!(matches!(insert(&on(true)), Ok(ReplayCheck::Fresh)));
+    assert!(matches!(insert(&on(false)), Ok(ReplayCheck::Fresh)));
+    let (moved, elsewhere): (Vec<ReplayKey>, Vec<ReplayKey>) =
+        (0..20).map(|_| (on(true), on(false))).unzip();
+
+    // The primary hangs (not dead: connections to it stay open), and its replica takes over.
+    let index = topology
+        .nodes
+        .iter()
+        .position(|node| node.port == hung_port)
+        .expect("the primary's process");
+    topology.nodes[index].freeze(true);
+    topology.wait_failover(slot, hung_port, FAILOVER_TIMEOUT);
+
+    // Traffic to the other slots keeps succeeding; the moved slots must come back too, though
+    // the cache's connection first knew them on the hung node.
+    let deadline = Instant::now() + StdDuration::from_secs(20);
+    let mut back = false;
+    for (moved, elsewhere) in moved.iter().zip(&elsewhere) {
+        assert!(matches!(
+            answered(deadline, || insert(elsewhere)),
+            ReplayCheck::Fresh
+        ));
+        if matches!(insert(moved), Ok(ReplayCheck::Fresh)) {
+            back = true;
+            break;
+        }
+        thread::sleep(StdDuration::from_millis(100));
+    }
+    assert!(
+        back,
+        "the slots of the hung primary stayed out of reach after the failover"
+    );
+    topology.nodes[index].freeze(false);
 }

@@ -278,8 +278,9 @@ impl RedisReplayCacheBuilder {
     crate::source::redis::connection::connector_setters!();
 
     /// After each insert, waits until at least `replicas` replicas acknowledged it (Redis
-    /// `WAIT replicas timeout`, in the same round trip on one server or a Sentinel primary, on
-    /// the key's primary in a cluster), at most `timeout`. Fewer acknowledgements in time refuse
+    /// `WAIT replicas timeout`, sent in one request with the insert, so that it runs on the
+    /// node that took it: the server, the Sentinel primary, or the key's primary in a
+    /// cluster), at most `timeout`. Fewer acknowledgements in time refuse
     /// the proof ([`ReplayError::Unavailable`]): an entry that only the primary holds could be
     /// lost by a failover, and the proof then pass again. Off by default.
     ///

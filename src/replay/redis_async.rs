@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -32,11 +32,12 @@ use crate::source::redis::{Health, RedisEndpoint};
 ///
 /// # Bounded, and failing closed
 ///
-/// Every insert resolves within `connect_timeout + 2 × io_timeout` (450 ms with the defaults);
-/// with [`wait_for_replicas`](AsyncRedisReplayCacheBuilder::wait_for_replicas), within
-/// `connect_timeout + 4 × io_timeout` plus the `WAIT` timeout. On a cluster, opening a
-/// connection (the seed nodes, the slot map, then every node) is given
-/// `2 × (connect_timeout + io_timeout)` instead of `connect_timeout`. A connection is opened
+/// Every insert resolves within `connect_timeout + 2 × io_timeout` (450 ms with the defaults),
+/// plus the `WAIT` timeout with
+/// [`wait_for_replicas`](AsyncRedisReplayCacheBuilder::wait_for_replicas). On a cluster,
+/// opening a connection (the seed nodes, the slot map, then every node) is given
+/// `2 × (connect_timeout + io_timeout)`, plus twice the `WAIT` timeout, instead of
+/// `connect_timeout`. A connection is opened
 /// within that (on Sentinel, asking the sentinels included), and the commands are given the
 /// rest; `tokio::time::timeout` enforces both and the whole, so an insert never waits longer,
 /// whatever the servers do. Any failure (Redis unreachable or paused, a timeout, an error
@@ -50,10 +51,11 @@ use crate::source::redis::{Health, RedisEndpoint};
 /// the primary again, so an insert after a failover reaches the promoted replica. A cluster
 /// connection is kept: the `redis` crate's cluster client follows `MOVED`, reconnects to a node
 /// that dropped and maps the slots again by itself; it is opened afresh from the seed nodes
-/// only when it reports that it cannot recover, or after three failed inserts in a row. After
-/// a failure, a back-off runs (100 ms doubling to 2 s by default) during which inserts fail at
-/// once instead of each paying a timeout. When many tasks fail together on one connection to
-/// one server, the back-off counts that as one failure.
+/// when it reports that it cannot recover, or once three inserts have failed on it. After a
+/// failure, a back-off runs (100 ms doubling to 2 s by default) during which inserts fail at
+/// once instead of each paying a timeout. When many tasks fail together on one connection, the
+/// back-off counts that as one failure (on a kept cluster connection: its first, and the one
+/// that drops it).
 ///
 /// # Failover
 ///
@@ -95,8 +97,8 @@ pub struct AsyncRedisReplayCache {
     connection: Mutex<Option<(u64, AsyncLink)>>,
     /// Generations of connections opened so far.
     opened: AtomicU64,
-    /// Failed inserts in a row on the open connection.
-    strikes: AtomicU32,
+    /// The generation of a connection and the inserts that failed on it since it opened.
+    strikes: Mutex<(u64, u32)>,
     /// One task at a time opens a connection.
     connecting: tokio::sync::Mutex<()>,
     record: Record,
@@ -105,8 +107,11 @@ pub struct AsyncRedisReplayCache {
     lifetime_ms: i64,
 }
 
-/// Failed inserts in a row after which even a cluster connection, which reconnects to its
-/// nodes by itself, is dropped and opened afresh from the seed nodes.
+/// Failed inserts on one connection after which even a cluster connection, which reconnects to
+/// its nodes by itself, is dropped and opened afresh from the seed nodes. Successes do not
+/// reset the count: a node that hangs after a failover (its slots moved, the cluster client
+/// still sending to it) must not keep its slots out of reach for long because other slots
+/// still answer.
 const MAX_STRIKES: u32 = 3;
 
 /// Why an insert did not get an answer from Redis. `counted` is `false` when another task
@@ -205,14 +210,12 @@ impl AsyncRedisReplayCache {
         self.record.last_contact()
     }
 
-    /// The longest the commands of an insert may take once sent: a write and a read; with
-    /// `WAIT`, two of each (a cluster sends `WAIT` after the `SET`) and the `WAIT` timeout.
+    /// The longest the commands of an insert may take once sent: a write and a read, which
+    /// with `WAIT` (sent with the `SET`) may also take the `WAIT` timeout.
     fn round_trip(&self) -> std::time::Duration {
-        let one = self.config.io_timeout.saturating_mul(2);
-        match self.wait {
-            None => one,
-            Some(_) => one.saturating_mul(2).saturating_add(self.config.read_slack),
-        }
+        self.config
+            .io_timeout
+            .saturating_add(self.config.read_timeout())
     }
 
     /// The longest opening a connection may take: `connect_timeout`, or for a cluster (whose
@@ -273,10 +276,7 @@ impl AsyncRedisReplayCache {
             Option<redis::RedisError>,
             Box<dyn std::error::Error + Send + Sync>,
         ) = match reply {
-            Ok(Ok(replies)) => {
-                self.strikes.store(0, Ordering::Release);
-                return Ok(replies);
-            }
+            Ok(Ok(replies)) => return Ok(replies),
             Ok(Err(err)) => (Some(err.clone()), Box::new(err)),
             // A reply may still come, but the server is slow or gone.
             Err(_) => (
@@ -287,12 +287,11 @@ impl AsyncRedisReplayCache {
         // A cluster connection heals itself, unless it says it cannot or keeps failing. Any
         // other connection starts afresh, after any error (a demoted primary answers
         // `READONLY`), so that the next insert finds the current primary.
-        let strikes = self
-            .strikes
-            .fetch_add(1, Ordering::AcqRel)
-            .saturating_add(1);
-        let counted = if connection.heals_after(err.as_ref()) && strikes < MAX_STRIKES {
-            true
+        let failures = self.strike(generation);
+        let counted = if connection.heals_after(err.as_ref()) && failures < MAX_STRIKES {
+            // The back-off counts the first failure of a kept connection; the one that drops
+            // it counts again.
+            failures == 1
         } else {
             self.forget(generation)
         };
@@ -329,9 +328,26 @@ impl AsyncRedisReplayCache {
             }
         };
         let generation = self.opened.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
-        self.strikes.store(0, Ordering::Release);
         *self.connection.lock() = Some((generation, connection.clone()));
         Ok((generation, connection))
+    }
+
+    /// Records a failed insert on the connection of `generation`; returns how many failed on
+    /// it since it was opened (0 for a connection already replaced: its failures no longer
+    /// count).
+    fn strike(&self, generation: u64) -> u32 {
+        let mut strikes = self.strikes.lock();
+        match *strikes {
+            (open, ref mut failures) if open == generation => {
+                *failures = failures.saturating_add(1);
+                *failures
+            }
+            (open, _) if open > generation => 0,
+            _ => {
+                *strikes = (generation, 1);
+                1
+            }
+        }
     }
 
     /// Drops the connection of `generation` if it is still the open one; `true` if this call
@@ -437,7 +453,7 @@ impl AsyncRedisReplayCacheBuilder {
             wait: self.wait,
             connection: Mutex::new(None),
             opened: AtomicU64::new(0),
-            strikes: AtomicU32::new(0),
+            strikes: Mutex::new((0, 0)),
             connecting: tokio::sync::Mutex::new(()),
             record: Record::new(connector),
             prefix: self.prefix,
@@ -456,5 +472,25 @@ impl fmt::Debug for AsyncRedisReplayCacheBuilder {
             .field("prefix", &self.prefix)
             .field("connector", &self.connector)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_count_per_connection_and_successes_do_not_reset_them() {
+        let client = redis::Client::open("redis://127.0.0.1:1").expect("an address");
+        let cache = AsyncRedisReplayCache::builder(client, Duration::minutes(1))
+            .build()
+            .expect("a cache");
+        assert_eq!(cache.strike(1), 1);
+        assert_eq!(cache.strike(1), 2);
+        assert_eq!(cache.strike(1), MAX_STRIKES);
+        // A new connection starts from one; a late failure of the old one counts for nothing.
+        assert_eq!(cache.strike(2), 1);
+        assert_eq!(cache.strike(1), 0);
+        assert_eq!(cache.strike(2), 2);
     }
 }

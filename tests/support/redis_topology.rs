@@ -32,6 +32,7 @@ const POLL: Duration = Duration::from_millis(50);
 pub struct Node {
     pub port: u16,
     child: Option<Child>,
+    frozen: bool,
 }
 
 impl Node {
@@ -46,6 +47,7 @@ impl Node {
         Self {
             port,
             child: Some(child),
+            frozen: false,
         }
     }
 
@@ -54,9 +56,9 @@ impl Node {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// `true` until [`kill`](Self::kill).
+    /// `true` until [`kill`](Self::kill), and while not [frozen](Self::freeze).
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.child.is_some() && !self.frozen
     }
 
     /// SIGKILL, like a crash, and reap the process.
@@ -67,8 +69,10 @@ impl Node {
         }
     }
 
-    /// `SIGSTOP` (`true`) or `SIGCONT` (`false`): a node that hangs without dying.
-    pub fn freeze(&self, frozen: bool) {
+    /// `SIGSTOP` (`true`) or `SIGCONT` (`false`): a node that hangs without dying. A frozen
+    /// node does not count as running: nothing asks it anything.
+    pub fn freeze(&mut self, frozen: bool) {
+        self.frozen = frozen;
         if let Some(child) = &self.child {
             let signal = if frozen { "-STOP" } else { "-CONT" };
             let status = Command::new("kill")

@@ -18,7 +18,7 @@ use redis::{Client, ErrorKind, RedisError, RedisResult};
 /// How long a caller that found the client lent out sleeps before it looks again.
 const LENT_OUT_POLL: Duration = Duration::from_millis(2);
 
-/// The shared Sentinel client: in its slot, or lent out to an async discovery.
+/// The shared Sentinel client: in its slot, or lent out to a discovery.
 pub(crate) struct Discovery {
     slot: Mutex<Option<SentinelClient>>,
 }

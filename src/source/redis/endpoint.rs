@@ -40,7 +40,7 @@ const CLUSTER_RETRY_WAIT_MS: (u64, u64) = (10, 50);
 /// |---|---|---|
 /// | [`standalone`](Self::standalone) (or any `redis::Client`) | `redis://host:6379`, `redis+unix:///run/redis.sock` | no failover: while the server is down, the source serves its local fallback and the replay cache refuses proofs |
 /// | [`sentinel`](Self::sentinel) | the sentinels, `redis://sentinel-1:26379`, …, and the master name | every reconnect asks the sentinels for the current primary, and checks with `ROLE` that it is one: once Sentinel has promoted a replica, the next reconnect after a failed call lands on it |
-/// | [`cluster`](Self::cluster) | a few cluster nodes, `redis://node-1:7000`, … | the `redis` crate's cluster client routes each single-key command to its slot's primary and follows `MOVED` after a promotion; a call that fails drops the cluster connection, and the next one maps the slots afresh |
+/// | [`cluster`](Self::cluster) | a few cluster nodes, `redis://node-1:7000`, … | the `redis` crate's cluster client routes each single-key command to its slot's primary and follows `MOVED` after a promotion; the sync caller drops the cluster connection after a failed call, and the next one maps the slots afresh; the async replay cache keeps it while it heals itself (see `AsyncRedisReplayCache`) |
 ///
 /// In all three, a failed call starts the connector's back-off (see the builders'
 /// `backoff`), during which the nonce source serves its local fallback and the replay cache
@@ -87,7 +87,8 @@ const CLUSTER_RETRY_WAIT_MS: (u64, u64) = (10, 50);
 /// `set_client_to_sentinel_tcp_settings` a TCP user timeout on the
 /// [`SentinelClientBuilder`](redis::sentinel::SentinelClientBuilder) if hung hosts matter. The
 /// async replay cache asks the sentinels through the same client, without blocking the
-/// runtime, and bounds that by its connect timeout like any other connect. In a cluster, one call may map the slots again and reconnect to several nodes, each bounded by
+/// runtime, and bounds that by its connect timeout like any other connect. In a cluster, one
+/// call may map the slots again and reconnect to several nodes, each bounded by
 /// `connect_timeout` and `io_timeout`, with at most two retries that sleep 10 to 50 ms.
 #[derive(Clone)]
 pub struct RedisEndpoint {
