@@ -28,8 +28,8 @@ impl<C: Clock + 'static> RedisNonceSourceBuilder<C> {
     /// (one round trip), and whenever Redis fails, the source hands out its local fallback, as
     /// described under "When Redis is down" in [`RedisNonceSource`]. A replica behind a
     /// round-robin load balancer should start on the shared value, not on a fallback that the
-    /// other replicas do not know: call [`RedisNonceSource::refresh`] once (it blocks, bounded by
-    /// the connection timeouts: from async code, on `spawn_blocking`) before it takes traffic.
+    /// other replicas do not know: call [`RedisNonceSource::refresh`] once before it takes traffic
+    /// (it blocks the calling thread, bounded by the connection timeouts).
     ///
     /// The task calls [`RedisNonceSource::refresh`] (bounded by the connection timeouts) on
     /// the blocking pool (`spawn_blocking`) every [`refresh_every`](Self::refresh_every), and
