@@ -98,10 +98,7 @@ impl App {
             .build()
             .expect("an async replay cache")
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
+        let runtime = runtime();
         let (a, b) = (source(), source());
         Self {
             a,
@@ -456,18 +453,27 @@ fn cluster_failover_keeps_the_promises() {
     ));
 }
 
+/// A Redis Cluster for `test`, its endpoint, and a runtime for the async caches on it.
+fn async_cluster(test: &str) -> Option<(ClusterTopology, RedisEndpoint, tokio::runtime::Runtime)> {
+    let topology = ClusterTopology::start_or_skip(test)?;
+    let endpoint = RedisEndpoint::cluster(topology.urls()).expect("a cluster endpoint");
+    Some((topology, endpoint, runtime()))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
 #[test]
 fn a_stalled_cluster_replica_does_not_stop_the_async_cache() {
-    let Some(mut topology) =
-        ClusterTopology::start_or_skip("a_stalled_cluster_replica_does_not_stop_the_async_cache")
+    let Some((mut topology, endpoint, runtime)) =
+        async_cluster("a_stalled_cluster_replica_does_not_stop_the_async_cache")
     else {
         return;
     };
-    let endpoint = RedisEndpoint::cluster(topology.urls()).expect("a cluster endpoint");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
     let cache = || {
         tuned!(
             AsyncRedisReplayCache::builder(endpoint.clone(), Duration::minutes(10)),
@@ -508,16 +514,11 @@ fn a_stalled_cluster_replica_does_not_stop_the_async_cache() {
 
 #[test]
 fn the_async_cache_leaves_a_hung_cluster_primary_behind() {
-    let Some(mut topology) =
-        ClusterTopology::start_or_skip("the_async_cache_leaves_a_hung_cluster_primary_behind")
+    let Some((mut topology, endpoint, runtime)) =
+        async_cluster("the_async_cache_leaves_a_hung_cluster_primary_behind")
     else {
         return;
     };
-    let endpoint = RedisEndpoint::cluster(topology.urls()).expect("a cluster endpoint");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
     let cache = tuned!(
         AsyncRedisReplayCache::builder(endpoint, Duration::minutes(10)),
         false

@@ -100,15 +100,27 @@ mod tests {
     use super::*;
     use redis::sentinel::SentinelServerType;
 
-    fn discovery() -> Discovery {
+    fn discovery_at(sentinel: String) -> Discovery {
         let client = SentinelClient::build(
-            vec!["redis://127.0.0.1:1"],
+            vec![sentinel],
             "mymaster".to_owned(),
             None,
             SentinelServerType::Master,
         )
         .expect("an address");
         Discovery::new(client)
+    }
+
+    /// Nothing listens on port 1.
+    fn discovery() -> Discovery {
+        discovery_at("redis://127.0.0.1:1".to_owned())
+    }
+
+    /// A "sentinel" that accepts connections and never answers, and a discovery that asks it.
+    fn silent_sentinel() -> (std::net::TcpListener, Discovery) {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let address = format!("redis://{}", silent.local_addr().expect("an address"));
+        (silent, discovery_at(address))
     }
 
     #[test]
@@ -129,17 +141,7 @@ mod tests {
     #[cfg(feature = "tokio")]
     #[tokio::test]
     async fn a_cancelled_discovery_puts_the_client_back() {
-        // A "sentinel" that accepts connections and never answers.
-        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-        let address = format!("redis://{}", silent.local_addr().expect("an address"));
-        let client = SentinelClient::build(
-            vec![address],
-            "mymaster".to_owned(),
-            None,
-            SentinelServerType::Master,
-        )
-        .expect("an address");
-        let discovery = Discovery::new(client);
+        let (_silent, discovery) = silent_sentinel();
         let asking =
             tokio::time::timeout(Duration::from_millis(50), discovery.primary_async()).await;
         assert!(asking.is_err(), "the silent sentinel held the discovery");
@@ -149,17 +151,8 @@ mod tests {
     #[cfg(feature = "tokio")]
     #[test]
     fn a_hung_sync_discovery_does_not_block_an_async_one() {
-        // A "sentinel" that accepts connections and never answers.
-        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-        let address = format!("redis://{}", silent.local_addr().expect("an address"));
-        let client = SentinelClient::build(
-            vec![address],
-            "mymaster".to_owned(),
-            None,
-            SentinelServerType::Master,
-        )
-        .expect("an address");
-        let discovery = std::sync::Arc::new(Discovery::new(client));
+        let (silent, discovery) = silent_sentinel();
+        let discovery = std::sync::Arc::new(discovery);
         let hung = {
             let discovery = std::sync::Arc::clone(&discovery);
             std::thread::spawn(move || discovery.primary(Duration::from_secs(5)))
