@@ -117,6 +117,7 @@ mod tests {
     }
 
     /// A "sentinel" that accepts connections and never answers, and a discovery that asks it.
+    #[cfg(feature = "tokio")]
     fn silent_sentinel() -> (std::net::TcpListener, Discovery) {
         let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let address = format!("redis://{}", silent.local_addr().expect("an address"));
