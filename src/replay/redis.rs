@@ -10,13 +10,14 @@ use time::Duration;
 use crate::error::ConfigError;
 use crate::replay::{ReplayCache, ReplayCheck, ReplayError, ReplayKey};
 use crate::source::NonceSource;
-use crate::source::redis::connection::{Backoff, CallError, Connector, ConnectorConfig, Wait};
-use crate::source::redis::keys;
+use crate::source::redis::connection::{Backoff, CallError, Connector, Wait};
 use crate::source::redis::{Health, RedisEndpoint};
 
 use self::replicated::WaitForReplicas;
+use self::settings::{Checked, Settings};
 
 pub(super) mod replicated;
+pub(super) mod settings;
 
 /// Connections opened by default: enough for a few request threads to insert at once.
 const DEFAULT_CONNECTIONS: usize = 4;
@@ -81,11 +82,8 @@ const MAX_CONNECTIONS: usize = 64;
 /// ```
 pub struct RedisReplayCache {
     connections: Box<[Connector]>,
-    wait: Option<WaitForReplicas>,
     next: AtomicUsize,
-    prefix: String,
-    lifetime: Duration,
-    lifetime_ms: i64,
+    settings: Checked,
 }
 
 impl RedisReplayCache {
@@ -97,12 +95,8 @@ impl RedisReplayCache {
         lifetime: Duration,
     ) -> RedisReplayCacheBuilder {
         RedisReplayCacheBuilder {
-            endpoint: endpoint.into(),
-            wait: None,
-            lifetime,
-            prefix: keys::DEFAULT_PREFIX.to_owned(),
+            settings: Settings::new(endpoint.into(), lifetime),
             connections: DEFAULT_CONNECTIONS,
-            connector: ConnectorConfig::DEFAULT,
         }
     }
 
@@ -117,7 +111,7 @@ impl RedisReplayCache {
 
     /// How long entries live.
     pub fn lifetime(&self) -> Duration {
-        self.lifetime
+        self.settings.lifetime
     }
 
     /// The Redis key an entry for `key` is stored under.
@@ -134,7 +128,7 @@ impl RedisReplayCache {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn redis_key(&self, key: &ReplayKey) -> String {
-        keys::replay_key(&self.prefix, &key.to_string())
+        self.settings.redis_key(key)
     }
 
     /// [`Health::Healthy`] when the last call on every connection succeeded, otherwise the
@@ -175,12 +169,17 @@ impl ReplayCache for RedisReplayCache {
         };
         let redis_key = self.redis_key(key);
         let outcome = connector.call(Wait::Bounded, Backoff::Respect, |connection| {
-            replicated::set_nx(connection, &redis_key, self.lifetime_ms, self.wait.as_ref())
+            replicated::set_nx(
+                connection,
+                &redis_key,
+                self.settings.lifetime_ms,
+                self.settings.wait.as_ref(),
+            )
         });
         match outcome {
             Ok((reply, acked)) => {
                 let check = classify(&reply)?;
-                replicated::enough(check, acked, self.wait.as_ref())
+                replicated::enough(check, acked, self.settings.wait.as_ref())
             }
             Err(CallError::Busy) => Err(ReplayError::unavailable(
                 "the Redis connection stayed busy for longer than the call budget",
@@ -194,33 +193,8 @@ impl ReplayCache for RedisReplayCache {
 
     /// The lifetime Redis applies: the configured one rounded up to whole milliseconds.
     fn lifetime(&self) -> Duration {
-        Duration::milliseconds(self.lifetime_ms)
+        Duration::milliseconds(self.settings.lifetime_ms)
     }
-}
-
-/// The `PX` of an entry living `lifetime`, in whole milliseconds rounded up (an entry must never
-/// expire before the nonce it protects).
-///
-/// # Errors
-///
-/// [`ConfigError`] for a lifetime under one millisecond or too long for Redis.
-pub(super) fn entry_ttl_ms(lifetime: Duration) -> Result<i64, ConfigError> {
-    let lifetime_ms = lifetime
-        .whole_nanoseconds()
-        .saturating_add(999_999)
-        .div_euclid(1_000_000);
-    let lifetime_ms = i64::try_from(lifetime_ms).unwrap_or(i64::MAX);
-    if lifetime < Duration::MILLISECOND {
-        return Err(ConfigError::LifetimeTooShort {
-            min: Duration::MILLISECOND,
-        });
-    }
-    if lifetime_ms > 1 << 50 {
-        return Err(ConfigError::LifetimeTooLong {
-            max: Duration::milliseconds(1 << 50),
-        });
-    }
-    Ok(lifetime_ms)
 }
 
 /// What the reply to `SET key 1 NX PX ttl` means: `OK` (as a status reply) is a fresh entry,
@@ -242,9 +216,9 @@ pub(super) fn classify(reply: &Value) -> Result<ReplayCheck, ReplayError> {
 impl fmt::Debug for RedisReplayCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisReplayCache")
-            .field("prefix", &self.prefix)
-            .field("lifetime", &self.lifetime)
-            .field("wait", &self.wait)
+            .field("prefix", &self.settings.prefix)
+            .field("lifetime", &self.settings.lifetime)
+            .field("wait", &self.settings.wait)
             .field("connections", &self.connections)
             .finish_non_exhaustive()
     }
@@ -253,19 +227,15 @@ impl fmt::Debug for RedisReplayCache {
 /// Builds a [`RedisReplayCache`]; see [`RedisReplayCache::builder`].
 #[must_use]
 pub struct RedisReplayCacheBuilder {
-    endpoint: RedisEndpoint,
-    wait: Option<WaitForReplicas>,
-    lifetime: Duration,
-    prefix: String,
+    settings: Settings,
     connections: usize,
-    connector: ConnectorConfig,
 }
 
 impl RedisReplayCacheBuilder {
     /// Sets the key prefix (default `dpop-nonce`): 1 to 128 visible ASCII characters. Keys are
     /// `{prefix}:replay:{hex key}`.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
+        self.settings.prefix = prefix.into();
         self
     }
 
@@ -275,7 +245,7 @@ impl RedisReplayCacheBuilder {
         self
     }
 
-    crate::source::redis::connection::connector_setters!();
+    crate::source::redis::connection::connector_setters!(settings.connector);
 
     /// After each insert, waits until at least `replicas` replicas acknowledged it (Redis
     /// `WAIT replicas timeout`, sent in one request with the insert, so that it runs on the
@@ -289,7 +259,7 @@ impl RedisReplayCacheBuilder {
     /// or more, and `timeout` at least one millisecond (`WAIT 0`, which blocks without a limit,
     /// cannot be configured).
     pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
-        self.wait = Some(WaitForReplicas::new(replicas, timeout));
+        self.settings.wait = Some(WaitForReplicas::new(replicas, timeout));
         self
     }
 
@@ -300,8 +270,6 @@ impl RedisReplayCacheBuilder {
     /// [`ConfigError`] for a lifetime under one millisecond or too long for Redis, a bad prefix,
     /// a connection count outside 1 to 64, or a timeout or back-off out of range.
     pub fn build(self) -> Result<RedisReplayCache, ConfigError> {
-        let lifetime_ms = entry_ttl_ms(self.lifetime)?;
-        keys::check_prefix(&self.prefix)?;
         if !(1..=MAX_CONNECTIONS).contains(&self.connections) {
             return Err(ConfigError::CountOutOfRange {
                 which: "number of Redis connections",
@@ -309,21 +277,14 @@ impl RedisReplayCacheBuilder {
                 max: MAX_CONNECTIONS,
             });
         }
-        self.connector.validate()?;
-        let mut connector = self.connector;
-        if let Some(wait) = &self.wait {
-            connector.read_slack = wait.check()?;
-        }
+        let settings = self.settings.check()?;
         let connections = (0..self.connections)
-            .map(|_| Connector::new(self.endpoint.clone(), connector))
+            .map(|_| Connector::new(settings.endpoint.clone(), settings.connector))
             .collect();
         Ok(RedisReplayCache {
             connections,
-            wait: self.wait,
             next: AtomicUsize::new(0),
-            prefix: self.prefix,
-            lifetime: self.lifetime,
-            lifetime_ms,
+            settings,
         })
     }
 }
@@ -331,12 +292,8 @@ impl RedisReplayCacheBuilder {
 impl fmt::Debug for RedisReplayCacheBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisReplayCacheBuilder")
-            .field("endpoint", &self.endpoint)
-            .field("lifetime", &self.lifetime)
-            .field("wait", &self.wait)
-            .field("prefix", &self.prefix)
+            .field("settings", &self.settings)
             .field("connections", &self.connections)
-            .field("connector", &self.connector)
             .finish()
     }
 }
@@ -397,11 +354,11 @@ mod tests {
         let cache = RedisReplayCache::builder(client.clone(), Duration::microseconds(1_500))
             .build()
             .unwrap();
-        assert_eq!(cache.lifetime_ms, 2);
+        assert_eq!(cache.settings.lifetime_ms, 2);
         let exact = RedisReplayCache::builder(client.clone(), Duration::minutes(10))
             .build()
             .unwrap();
-        assert_eq!(exact.lifetime_ms, 600_000);
+        assert_eq!(exact.settings.lifetime_ms, 600_000);
         assert!(
             RedisReplayCache::builder(client, Duration::microseconds(999))
                 .build()

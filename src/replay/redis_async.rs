@@ -9,14 +9,14 @@ use parking_lot::Mutex;
 use redis::Value;
 use time::Duration;
 
+use super::redis::classify;
 use super::redis::replicated::{self, WaitForReplicas};
-use super::redis::{classify, entry_ttl_ms};
+use super::redis::settings::{Checked, Settings};
 use super::{AsyncReplayCache, ReplayCheck, ReplayError, ReplayKey};
 use crate::error::ConfigError;
 use crate::source::NonceSource;
-use crate::source::redis::connection::{ConnectorConfig, Record};
+use crate::source::redis::connection::Record;
 use crate::source::redis::endpoint::AsyncLink;
-use crate::source::redis::keys;
 use crate::source::redis::{Health, RedisEndpoint};
 
 /// An [`AsyncReplayCache`] on a Redis shared by every replica, on the `redis` crate's async
@@ -90,9 +90,7 @@ use crate::source::redis::{Health, RedisEndpoint};
 /// # }
 /// ```
 pub struct AsyncRedisReplayCache {
-    endpoint: RedisEndpoint,
-    config: ConnectorConfig,
-    wait: Option<WaitForReplicas>,
+    settings: Checked,
     /// The open connection and its generation, cloned out under a short lock.
     connection: Mutex<Option<(u64, AsyncLink)>>,
     /// Generations of connections opened so far.
@@ -102,9 +100,6 @@ pub struct AsyncRedisReplayCache {
     /// One task at a time opens a connection.
     connecting: tokio::sync::Mutex<()>,
     record: Record,
-    prefix: String,
-    lifetime: Duration,
-    lifetime_ms: i64,
 }
 
 /// Failed inserts on one connection after which even a cluster connection, which reconnects to
@@ -153,11 +148,7 @@ impl AsyncRedisReplayCache {
         lifetime: Duration,
     ) -> AsyncRedisReplayCacheBuilder {
         AsyncRedisReplayCacheBuilder {
-            endpoint: endpoint.into(),
-            lifetime,
-            wait: None,
-            prefix: keys::DEFAULT_PREFIX.to_owned(),
-            connector: ConnectorConfig::DEFAULT,
+            settings: Settings::new(endpoint.into(), lifetime),
         }
     }
 
@@ -172,7 +163,7 @@ impl AsyncRedisReplayCache {
 
     /// How long entries live.
     pub fn lifetime(&self) -> Duration {
-        self.lifetime
+        self.settings.lifetime
     }
 
     /// The Redis key an entry for `key` is stored under: the same as
@@ -191,7 +182,7 @@ impl AsyncRedisReplayCache {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn redis_key(&self, key: &ReplayKey) -> String {
-        keys::replay_key(&self.prefix, &key.to_string())
+        self.settings.redis_key(key)
     }
 
     /// The outcome of the last insert that reached for Redis.
@@ -213,19 +204,20 @@ impl AsyncRedisReplayCache {
     /// The longest the commands of an insert may take once sent: a write and a read, which
     /// with `WAIT` (sent with the `SET`) may also take the `WAIT` timeout.
     fn round_trip(&self) -> std::time::Duration {
-        self.config
+        self.settings
+            .connector
             .io_timeout
-            .saturating_add(self.config.read_timeout())
+            .saturating_add(self.settings.connector.read_timeout())
     }
 
     /// The longest opening a connection may take: `connect_timeout`, or for a cluster (whose
     /// client connects to the seed nodes, reads the slot map, then connects to every node)
     /// twice the connect timeout and twice the read timeout.
     fn open_budget(&self) -> std::time::Duration {
-        let connect = self.config.connect_timeout;
-        if self.endpoint.deployment() == "cluster" {
+        let connect = self.settings.connector.connect_timeout;
+        if self.settings.endpoint.deployment() == "cluster" {
             connect
-                .saturating_add(self.config.read_timeout())
+                .saturating_add(self.settings.connector.read_timeout())
                 .saturating_mul(2)
         } else {
             connect
@@ -246,8 +238,9 @@ impl AsyncRedisReplayCache {
         let failure = match outcome {
             Ok(Ok((reply, acked))) => {
                 self.record.success();
-                return classify(&reply)
-                    .and_then(|check| replicated::enough(check, acked, self.wait.as_ref()));
+                return classify(&reply).and_then(|check| {
+                    replicated::enough(check, acked, self.settings.wait.as_ref())
+                });
             }
             Ok(Err(failure)) => failure,
             Err(_) => Failure::new("Redis did not answer within the insert budget", true),
@@ -267,8 +260,8 @@ impl AsyncRedisReplayCache {
             replicated::set_nx_async(
                 &mut connection,
                 redis_key,
-                self.lifetime_ms,
-                self.wait.as_ref(),
+                self.settings.lifetime_ms,
+                self.settings.wait.as_ref(),
             ),
         )
         .await;
@@ -313,8 +306,10 @@ impl AsyncRedisReplayCache {
         }
         let opened = tokio::time::timeout(
             self.open_budget(),
-            self.endpoint
-                .connect_async(self.config.connect_timeout, self.config.read_timeout()),
+            self.settings.endpoint.connect_async(
+                self.settings.connector.connect_timeout,
+                self.settings.connector.read_timeout(),
+            ),
         )
         .await;
         let connection = match opened {
@@ -381,18 +376,14 @@ impl AsyncReplayCache for AsyncRedisReplayCache {
     }
 
     fn lifetime(&self) -> Duration {
-        self.lifetime
+        self.settings.lifetime
     }
 }
 
 impl fmt::Debug for AsyncRedisReplayCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncRedisReplayCache")
-            .field("endpoint", &self.endpoint)
-            .field("prefix", &self.prefix)
-            .field("lifetime", &self.lifetime)
-            .field("wait", &self.wait)
-            .field("config", &self.config)
+            .field("settings", &self.settings)
             .field("healthy", &self.is_healthy())
             .finish_non_exhaustive()
     }
@@ -401,22 +392,18 @@ impl fmt::Debug for AsyncRedisReplayCache {
 /// Builds an [`AsyncRedisReplayCache`]; see [`AsyncRedisReplayCache::builder`].
 #[must_use]
 pub struct AsyncRedisReplayCacheBuilder {
-    endpoint: RedisEndpoint,
-    lifetime: Duration,
-    wait: Option<WaitForReplicas>,
-    prefix: String,
-    connector: ConnectorConfig,
+    settings: Settings,
 }
 
 impl AsyncRedisReplayCacheBuilder {
     /// Sets the key prefix (default `dpop-nonce`): 1 to 128 visible ASCII characters. Keys are
     /// `{prefix}:replay:{hex key}`, as for the synchronous cache.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
+        self.settings.prefix = prefix.into();
         self
     }
 
-    crate::source::redis::connection::connector_setters!();
+    crate::source::redis::connection::connector_setters!(settings.connector);
 
     /// After each fresh insert, waits up to `timeout` for `replicas` replicas to acknowledge it
     /// (Redis `WAIT`, on the node that took the write), and refuses the proof
@@ -428,7 +415,7 @@ impl AsyncRedisReplayCacheBuilder {
     /// replica is slow or gone. `replicas` must be 1 or more, and `timeout` at least one
     /// millisecond.
     pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
-        self.wait = Some(WaitForReplicas::new(replicas, timeout));
+        self.settings.wait = Some(WaitForReplicas::new(replicas, timeout));
         self
     }
 
@@ -440,25 +427,14 @@ impl AsyncRedisReplayCacheBuilder {
     /// [`ConfigError`] for a lifetime under one millisecond or too long for Redis, a bad prefix,
     /// a timeout or back-off out of range, or a replica wait out of range.
     pub fn build(self) -> Result<AsyncRedisReplayCache, ConfigError> {
-        let lifetime_ms = entry_ttl_ms(self.lifetime)?;
-        keys::check_prefix(&self.prefix)?;
-        self.connector.validate()?;
-        let mut connector = self.connector;
-        if let Some(wait) = &self.wait {
-            connector.read_slack = wait.check()?;
-        }
+        let settings = self.settings.check()?;
         Ok(AsyncRedisReplayCache {
-            endpoint: self.endpoint,
-            config: connector,
-            wait: self.wait,
+            record: Record::new(settings.connector),
+            settings,
             connection: Mutex::new(None),
             opened: AtomicU64::new(0),
             strikes: Mutex::new((0, 0)),
             connecting: tokio::sync::Mutex::new(()),
-            record: Record::new(connector),
-            prefix: self.prefix,
-            lifetime: self.lifetime,
-            lifetime_ms,
         })
     }
 }
@@ -466,11 +442,7 @@ impl AsyncRedisReplayCacheBuilder {
 impl fmt::Debug for AsyncRedisReplayCacheBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncRedisReplayCacheBuilder")
-            .field("endpoint", &self.endpoint)
-            .field("lifetime", &self.lifetime)
-            .field("wait", &self.wait)
-            .field("prefix", &self.prefix)
-            .field("connector", &self.connector)
+            .field("settings", &self.settings)
             .finish()
     }
 }

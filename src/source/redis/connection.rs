@@ -85,23 +85,26 @@ impl Default for ConnectorConfig {
 /// as zero, which `build` refuses.
 macro_rules! connector_setters {
     () => {
+        $crate::source::redis::connection::connector_setters!(connector);
+    };
+    ($($field:ident).+) => {
         /// Sets the timeout for opening a connection, including its handshake (default 250 ms).
         pub fn connect_timeout(mut self, timeout: ::time::Duration) -> Self {
-            self.connector.connect_timeout = $crate::source::redis::connection::to_std(timeout);
+            self.$($field).+.connect_timeout = $crate::source::redis::connection::to_std(timeout);
             self
         }
 
         /// Sets the timeout of each socket read and write (default 100 ms).
         pub fn io_timeout(mut self, timeout: ::time::Duration) -> Self {
-            self.connector.io_timeout = $crate::source::redis::connection::to_std(timeout);
+            self.$($field).+.io_timeout = $crate::source::redis::connection::to_std(timeout);
             self
         }
 
         /// Sets the reconnect back-off: after a failure, Redis is not tried again for `min`,
         /// doubling per further failure up to `max` (default 100 ms to 2 s).
         pub fn backoff(mut self, min: ::time::Duration, max: ::time::Duration) -> Self {
-            self.connector.backoff_min = $crate::source::redis::connection::to_std(min);
-            self.connector.backoff_max = $crate::source::redis::connection::to_std(max);
+            self.$($field).+.backoff_min = $crate::source::redis::connection::to_std(min);
+            self.$($field).+.backoff_max = $crate::source::redis::connection::to_std(max);
             self
         }
     };
