@@ -355,7 +355,7 @@ fn missing_binaries(args: &Args) -> Vec<String> {
         .unwrap_or_else(|| PathBuf::from("redis-server"));
     std::iter::once(redis_server)
         .chain(args.topology.extra_binaries().iter().map(PathBuf::from))
-        .filter(|binary| !procs::runs(binary))
+        .filter(|binary| !redis_topology::processes::available(binary))
         .map(|binary| binary.display().to_string())
         .collect()
 }

@@ -44,17 +44,6 @@ impl Drop for TempDir {
     }
 }
 
-/// `true` when `binary --version` runs.
-pub fn runs(binary: &Path) -> bool {
-    Command::new(binary)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
-
 /// A loopback TCP port that was free a moment ago.
 fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))

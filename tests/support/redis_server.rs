@@ -9,14 +9,15 @@
 
 #![allow(dead_code)]
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo as _};
+
+#[path = "processes.rs"]
+pub mod processes;
 
 const BINARY: &str = "redis-server";
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,24 +36,13 @@ impl RedisServer {
     ///
     /// When `redis-server` is missing and `CI` is set, or when the server does not come up.
     pub fn start_or_skip(test: &str) -> Option<Self> {
-        if !binary_available() {
-            let ci = std::env::var("CI").is_ok_and(|value| !value.is_empty());
-            let message = format!(
-                "SKIPPED: redis-server not found; install it (apt-get install redis-server) \
-                 — Redis test `{test}` did not run"
-            );
-            assert!(!ci, "{message} (CI is set, so this is a failure)");
-            // Straight to the stderr handle: the test harness captures `eprintln!` of passing
-            // tests, and this line must be seen.
-            let _ = writeln!(std::io::stderr(), "\n!!!!! {message} !!!!!\n");
-            return None;
-        }
-        Some(Self::start())
+        processes::binaries_or_skip(test, &[BINARY], "it (apt-get install redis-server)")
+            .then(Self::start)
     }
 
     /// Starts a server in a fresh directory. Panics when it does not answer PING in time.
     pub fn start() -> Self {
-        let dir = fresh_dir();
+        let dir = processes::fresh_dir("redis");
         let socket = dir.join("redis.sock");
         let mut server = Self {
             dir,
@@ -191,31 +181,4 @@ pub fn count_commands(info: &str) -> u64 {
             calls.split(',').next()?.parse::<u64>().ok()
         })
         .sum()
-}
-
-fn binary_available() -> bool {
-    Command::new(BINARY)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
-
-/// A new, empty, private directory under the system temp dir (short, so the socket path stays
-/// under the unix limit of about 100 bytes).
-fn fresh_dir() -> PathBuf {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "dpop-redis-{}-{}-{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir(&dir).expect("a fresh temp dir");
-    dir
 }

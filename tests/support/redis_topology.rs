@@ -13,15 +13,20 @@
 #![allow(dead_code)]
 
 use std::collections::HashSet;
-use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use redis::{Client, Connection};
+
+#[path = "processes.rs"]
+pub mod processes;
+
+/// What to install for the binaries these deployments need.
+const INSTALL: &str = "redis-server, redis-sentinel and redis-tools \
+     (apt-get install redis-server redis-sentinel redis-tools)";
 
 /// The name the sentinels monitor the primary under.
 pub const MASTER_NAME: &str = "mymaster";
@@ -147,37 +152,6 @@ impl Drop for Node {
     }
 }
 
-/// Prints a loud skip line (or panics under `CI`) when one of `binaries` is missing.
-fn binaries_or_skip(test: &str, binaries: &[&str]) -> bool {
-    let missing: Vec<&str> = binaries
-        .iter()
-        .copied()
-        .filter(|binary| !available(binary))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let ci = std::env::var("CI").is_ok_and(|value| !value.is_empty());
-    let message = format!(
-        "SKIPPED: {} not found; install redis-server, redis-sentinel and redis-tools \
-         (apt-get install redis-server redis-sentinel redis-tools) — Redis test `{test}` did not run",
-        missing.join(", ")
-    );
-    assert!(!ci, "{message} (CI is set, so this is a failure)");
-    let _ = writeln!(std::io::stderr(), "\n!!!!! {message} !!!!!\n");
-    false
-}
-
-fn available(binary: &str) -> bool {
-    Command::new(binary)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
-
 /// A loopback port nothing listens on right now (bound, then released).
 fn free_port(taken: &mut HashSet<u16>) -> u16 {
     loop {
@@ -189,22 +163,6 @@ fn free_port(taken: &mut HashSet<u16>) -> u16 {
             return port;
         }
     }
-}
-
-/// A new, empty, private directory under the system temp dir.
-fn fresh_dir(kind: &str) -> PathBuf {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "dpop-{kind}-{}-{}-{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir(&dir).expect("a fresh temp dir");
-    dir
 }
 
 /// Arguments of a data node: loopback only, no persistence, files in `dir`.
@@ -259,13 +217,14 @@ impl SentinelTopology {
     /// Starts the deployment and waits until it is ready, or explains loudly why the calling
     /// test cannot run.
     pub fn start_or_skip(test: &str) -> Option<Self> {
-        binaries_or_skip(test, &["redis-server", "redis-sentinel"]).then(Self::start)
+        processes::binaries_or_skip(test, &["redis-server", "redis-sentinel"], INSTALL)
+            .then(Self::start)
     }
 
     /// Starts the deployment and waits until every sentinel reports the primary, knows the
     /// replica and the other sentinels, and the replica is in sync.
     pub fn start() -> Self {
-        let dir = fresh_dir("sentinel");
+        let dir = processes::fresh_dir("sentinel");
         let mut taken = HashSet::new();
         let primary_port = free_port(&mut taken);
         let replica_port = free_port(&mut taken);
@@ -447,13 +406,13 @@ impl ClusterTopology {
     /// Starts the cluster and waits until it is ready, or explains loudly why the calling test
     /// cannot run.
     pub fn start_or_skip(test: &str) -> Option<Self> {
-        binaries_or_skip(test, &["redis-server", "redis-cli"]).then(Self::start)
+        processes::binaries_or_skip(test, &["redis-server", "redis-cli"], INSTALL).then(Self::start)
     }
 
     /// Starts six nodes, creates the cluster with `redis-cli --cluster create`, and waits
     /// until every node reports `cluster_state:ok` and knows all six.
     pub fn start() -> Self {
-        let dir = fresh_dir("cluster");
+        let dir = processes::fresh_dir("cluster");
         let mut taken = HashSet::new();
         let mut nodes = Vec::new();
         for index in 0..6 {
